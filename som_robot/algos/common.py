@@ -1,0 +1,63 @@
+"""Pieces every off-policy algorithm here shares: the protocol, twin critics, Polyak averaging."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from som_robot.nn import MLP
+from som_robot.storage import Batch
+
+__all__ = ["Algorithm", "TwinQ", "polyak_update", "uniform_actions", "clip_action"]
+
+
+@runtime_checkable
+class Algorithm(Protocol):
+    """What the off-policy runner needs from an algorithm. Actions live in [-1, 1]^act_dim."""
+
+    device: torch.device
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """(N, obs_dim) → (N, act_dim) actions; `deterministic` is the evaluation mode."""
+        ...
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One gradient step on critics and actor; returns scalar metrics for logging."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None: ...
+
+
+class TwinQ(nn.Module):
+    """Two independent Q(s, a[, cond]) MLPs; returns both, shape (B,) each."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], act: str = "mish", cond_dim: int = 0):
+        super().__init__()
+        self.q1 = MLP(obs_dim + act_dim + cond_dim, 1, hidden, act)
+        self.q2 = MLP(obs_dim + act_dim + cond_dim, 1, hidden, act)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, cond: torch.Tensor | None = None):
+        x = torch.cat([obs, act] if cond is None else [obs, act, cond], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """target ← (1−τ)·target + τ·source, in place."""
+    for pt, ps in zip(target.parameters(), source.parameters()):
+        pt.lerp_(ps, tau)
+
+
+def uniform_actions(n: int, act_dim: int, device: torch.device | str, gen: torch.Generator | None = None):
+    """Warm-up exploration: U[-1,1]^act_dim."""
+    return torch.rand(n, act_dim, device=device, generator=gen) * 2.0 - 1.0
+
+
+def clip_action(a: torch.Tensor) -> torch.Tensor:
+    """All policies act in the [-1, 1] box; envs rescale to their own bounds."""
+    return a.clamp(-1.0, 1.0)

@@ -1,0 +1,254 @@
+"""SOM: Score-Based One-step MeanFlow Policy Optimization (Kim, Ki, Ahn, Lee 2026).
+
+The story, following `shared/research/algorithms.md` §3 and §6.1:
+
+1. Twin critics learn Q by TD, with next actions from the one-step actor.
+2. The critic defines a Boltzmann target p_0(a|s) ∝ exp(α·Q̃(s,a)) over actions.
+3. A VP-SDE noises it: a_t = μ_t a_0 + σ_t ε. An iDEM-style Monte-Carlo estimator gives the
+   score of the noised marginal from K proposals a_0^k = a_t/μ_t + (σ_t/μ_t)·δ_k.
+4. The (unit-normalised, rescaled) score becomes a probability-flow-ODE velocity
+   v* = −½β(t)(a_t + s̄), the "instantaneous velocity" MeanFlow needs.
+5. The actor u_θ(z, r, t | s) is trained on the MeanFlow identity with a JVP target.
+6. Acting takes one forward pass: a = clip(z − u_θ(z, 0, 1 | s), −1, 1), z ~ N(0, I);
+   evaluation takes the best of N one-step candidates under min(Q1, Q2).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from som_robot.algos.common import TwinQ, clip_action, polyak_update
+from som_robot.config import check
+from som_robot.nn.meanflow import MeanFlowNet, adaptive_l2, meanflow_target
+from som_robot.storage import Batch
+
+__all__ = ["SOMConfig", "SOM", "vp_schedule", "mc_score", "teacher_velocity", "sample_rt"]
+
+QFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class SOMConfig:
+    """SOM hyperparameters. Tags in algorithms.md §3.7: K, β, r=t ratio from [T]; the rest proposals."""
+
+    hidden: tuple[int, ...] = (256, 256, 256)  # actor and critic MLP widths
+    activation: str = "mish"
+    time_dim: int = 16  # sinusoidal time-embedding width
+    time_scale: float = 100.0  # t ∈ [0,1] is multiplied by this before the sinusoid
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005  # Polyak rate of the target critics
+    reward_scale: float = 0.2  # c_r in the TD target (relax default)
+    num_proposals: int = 100  # K, Monte-Carlo proposals per state
+    beta_min: float = 0.1  # VP schedule
+    beta_max: float = 20.0
+    alpha: float = 1.0  # Boltzmann inverse temperature on normalised Q
+    score_scale: float = 25.0  # w: the score is unit-normalised then multiplied by w (0 disables normalising)
+    q_norm: Literal["batch", "state", "none"] = "batch"  # z-score Q over all B·K proposals / per state / raw
+    clip_proposals: bool = True  # evaluate Q only inside the action box
+    score_critic: Literal["mean", "min", "q1"] = "mean"
+    a0_source: Literal["buffer", "policy", "mix"] = "buffer"  # which clean actions get noised
+    t_min: float = 1e-3
+    t_max: float = 1.0 - 1e-3
+    ratio_r_eq_t: float = 0.25  # fraction of samples with r = t (plain flow matching)
+    loss_p: float = 1.0  # adaptive-weight power
+    loss_c: float = 1e-3  # adaptive-weight offset
+    eval_candidates: int = 10  # N for best-of-N at evaluation (1 = plain one-step sample)
+    explore_noise: float = 0.0  # extra Gaussian action noise while collecting
+    grad_clip: float = 0.0  # 0 = off
+
+    def __post_init__(self) -> None:
+        for k in ("actor_lr", "critic_lr", "reward_scale", "beta_min", "beta_max", "alpha"):
+            check(getattr(self, k) > 0, k, f"must be > 0, got {getattr(self, k)}")
+        check(0.0 < self.gamma <= 1.0, "gamma", f"must be in (0, 1], got {self.gamma}")
+        check(0.0 < self.tau <= 1.0, "tau", f"must be in (0, 1], got {self.tau}")
+        check(self.num_proposals >= 1, "num_proposals", "must be >= 1")
+        check(self.beta_max >= self.beta_min, "beta_max", "must be >= beta_min")
+        check(0.0 < self.t_min < self.t_max < 1.0, "t_max", "need 0 < t_min < t_max < 1")
+        check(0.0 <= self.ratio_r_eq_t <= 1.0, "ratio_r_eq_t", "must be in [0, 1]")
+        check(self.eval_candidates >= 1, "eval_candidates", "must be >= 1")
+        check(self.score_scale >= 0 and self.explore_noise >= 0 and self.grad_clip >= 0, "score_scale",
+              "score_scale, explore_noise and grad_clip must be >= 0")
+        check(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), "hidden", "needs positive widths")
+
+
+def vp_schedule(t: torch.Tensor, beta_min: float, beta_max: float) -> tuple[torch.Tensor, ...]:
+    """Linear-β VP-SDE: returns (μ_t, σ_t, β(t)) with μ = exp(−½∫β), σ = sqrt(1 − μ²)."""
+    integral = beta_min * t + 0.5 * (beta_max - beta_min) * t * t
+    mu = torch.exp(-0.5 * integral)
+    sigma = torch.sqrt((1.0 - mu * mu).clamp_min(1e-12))
+    return mu, sigma, beta_min + t * (beta_max - beta_min)
+
+
+def _normalise_q(q: torch.Tensor, mode: str) -> torch.Tensor:
+    """Z-score Q (B, K) with no-grad statistics, so α is scale-free across tasks."""
+    if mode == "none":
+        return q
+    with torch.no_grad():
+        if mode == "batch":
+            mean, std = q.mean(), q.std()
+        else:  # per state
+            mean, std = q.mean(1, keepdim=True), q.std(1, keepdim=True)
+    return (q - mean) / (std + 1e-6)
+
+
+def mc_score(q_fn: QFn, obs: torch.Tensor, a_t: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
+             num_proposals: int, alpha: float, q_norm: str = "batch", clip: bool = True,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Monte-Carlo score of the noised Boltzmann target, ∇_{a_t} log Σ_k exp(α·Q̃(s, a_0^k)).
+
+    a_0^k = a_t/μ_t + (σ_t/μ_t)·δ_k; by the chain rule this equals
+    (α/μ_t)·Σ_k softmax_k(αQ̃)·∇_a Q̃(s, a_0^k), the self-normalised "gradient-expectation" form.
+    Shapes: obs (B, S), a_t (B, d), mu/sigma (B, 1) → (B, d). No gradient reaches q_fn's parameters.
+    """
+    B, d = a_t.shape
+    K = num_proposals
+    delta = torch.randn(B, K, d, device=a_t.device, dtype=a_t.dtype, generator=generator)
+    with torch.enable_grad():
+        x = a_t.detach().requires_grad_(True)
+        a0 = x[:, None, :] / mu[:, None, :] + (sigma / mu)[:, None, :] * delta  # (B, K, d)
+        if clip:
+            a0 = a0.clamp(-1.0, 1.0)
+        s_rep = obs[:, None, :].expand(B, K, obs.shape[-1]).reshape(B * K, -1)
+        q = q_fn(s_rep, a0.reshape(B * K, d)).reshape(B, K)
+        lse = torch.logsumexp(alpha * _normalise_q(q, q_norm), dim=1)
+        (score,) = torch.autograd.grad(lse.sum(), x)
+    return score
+
+
+def teacher_velocity(a_t: torch.Tensor, score: torch.Tensor, beta: torch.Tensor, score_scale: float) -> torch.Tensor:
+    """PF-ODE velocity in forward time, v* = −½β(t)(a_t + s̄), with s̄ = w·ŝ/‖ŝ‖ (w = 0: raw ŝ)."""
+    if score_scale > 0:
+        score = score_scale * score / (score.norm(dim=-1, keepdim=True) + 1e-6)
+    return -0.5 * beta * (a_t + score)
+
+
+def sample_rt(n: int, t_min: float, t_max: float, ratio_r_eq_t: float, device: torch.device,
+              generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """t ~ U(t_min, t_max), r ~ U(0, t), and r = t on a `ratio_r_eq_t` fraction: shapes (n, 1)."""
+    t = t_min + (t_max - t_min) * torch.rand(n, 1, device=device, generator=generator)
+    r = t * torch.rand(n, 1, device=device, generator=generator)
+    same = torch.rand(n, 1, device=device, generator=generator) < ratio_r_eq_t
+    return torch.where(same, t, r), t
+
+
+class SOM:
+    """SOM agent: one-step MeanFlow actor, twin critics with targets, and its update step."""
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: SOMConfig, device: str | torch.device = "cpu",
+                 seed: int = 0) -> None:
+        self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim, act_dim
+        self.device = torch.device(device)
+        torch.manual_seed(seed)
+        self.actor = MeanFlowNet(obs_dim, act_dim, cfg.hidden, cfg.activation, cfg.time_dim, cfg.time_scale).to(
+            self.device)
+        self.critic = TwinQ(obs_dim, act_dim, cfg.hidden, cfg.activation).to(self.device)
+        self.critic_targ = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.num_updates = 0
+
+    # ----- acting -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, obs: torch.Tensor) -> torch.Tensor:
+        """One-step policy sample in [-1, 1]."""
+        z = torch.randn(obs.shape[0], self.act_dim, device=obs.device)
+        return clip_action(self.actor.sample(obs, z))
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Collect with one sample (+ optional noise); evaluate with best-of-N under min(Q1, Q2)."""
+        if not deterministic:
+            a = self.sample(obs)
+            if self.cfg.explore_noise > 0:
+                a = clip_action(a + self.cfg.explore_noise * torch.randn_like(a))
+            return a
+        N = self.cfg.eval_candidates
+        if N == 1:
+            return self.sample(obs)
+        B = obs.shape[0]
+        obs_rep = obs.repeat_interleave(N, dim=0)
+        cand = self.sample(obs_rep)
+        q = torch.minimum(*self.critic(obs_rep, cand)).reshape(B, N)
+        best = q.argmax(dim=1)
+        return cand.reshape(B, N, -1)[torch.arange(B, device=obs.device), best]
+
+    # ----- losses -------------------------------------------------------------------------------
+    def score_q(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """The Q used by the score estimator (mean of the online critics by default)."""
+        q1, q2 = self.critic(obs, act)
+        if self.cfg.score_critic == "mean":
+            return 0.5 * (q1 + q2)
+        return torch.minimum(q1, q2) if self.cfg.score_critic == "min" else q1
+
+    def critic_loss(self, b: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Twin TD loss, y = c_r·r + γ(1−d)·min_i Q̄_i(s', a'), a' a one-step policy sample."""
+        c = self.cfg
+        with torch.no_grad():
+            a_next = self.sample(b.next_obs)
+            q_next = torch.minimum(*self.critic_targ(b.next_obs, a_next))
+            y = c.reward_scale * b.rew + c.gamma * (1.0 - b.done) * q_next
+        q1, q2 = self.critic(b.obs, b.act)
+        loss = (q1 - y).pow(2).mean() + (q2 - y).pow(2).mean()
+        return loss, {"losses/critic": loss.item(), "values/q_mean": q1.mean().item()}
+
+    def clean_actions(self, b: Batch) -> torch.Tensor:
+        """a_0 that gets noised: buffer actions, fresh policy samples, or a 50/50 mix."""
+        if self.cfg.a0_source == "buffer":
+            return b.act
+        pol = self.sample(b.obs)
+        if self.cfg.a0_source == "policy":
+            return pol
+        mask = torch.rand(b.act.shape[0], 1, device=self.device) < 0.5
+        return torch.where(mask, pol, b.act)
+
+    def actor_loss(self, b: Batch, q_fn: QFn | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """MeanFlow loss with the score-based PF-ODE teacher velocity (algorithms.md §3.3–3.4)."""
+        c = self.cfg
+        obs = b.obs
+        B = obs.shape[0]
+        r, t = sample_rt(B, c.t_min, c.t_max, c.ratio_r_eq_t, self.device)
+        mu, sigma, beta = vp_schedule(t, c.beta_min, c.beta_max)
+        a_t = mu * self.clean_actions(b) + sigma * torch.randn(B, self.act_dim, device=self.device)
+        score = mc_score(q_fn or self.score_q, obs, a_t, mu, sigma, c.num_proposals, c.alpha, c.q_norm,
+                         c.clip_proposals)
+        v = teacher_velocity(a_t, score, beta, c.score_scale).detach()
+        u, u_tgt = meanflow_target(lambda z, tt: self.actor(obs, z, r, tt), a_t, r, t, v)
+        loss = adaptive_l2(u, u_tgt, c.loss_p, c.loss_c)
+        return loss, {"losses/actor": loss.item(), "score/norm": score.norm(dim=-1).mean().item(),
+                      "score/target_norm": u_tgt.norm(dim=-1).mean().item()}
+
+    # ----- update -------------------------------------------------------------------------------
+    def update(self, b: Batch) -> dict[str, float]:
+        """One critic step, Polyak targets, one actor step."""
+        closs, m = self.critic_loss(b)
+        self._step(self.critic_opt, closs, self.critic)
+        polyak_update(self.critic_targ, self.critic, self.cfg.tau)
+        aloss, ma = self.actor_loss(b)
+        self._step(self.actor_opt, aloss, self.actor)
+        self.num_updates += 1
+        return m | ma
+
+    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), self.cfg.grad_clip)
+        opt.step()
+
+    # ----- persistence / export -----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "critic_targ": self.critic_targ.state_dict(), "actor_opt": self.actor_opt.state_dict(),
+                "critic_opt": self.critic_opt.state_dict(), "num_updates": self.num_updates}
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        for k in ("actor", "critic", "critic_targ", "actor_opt", "critic_opt"):
+            getattr(self, k).load_state_dict(sd[k])
+        self.num_updates = int(sd["num_updates"])

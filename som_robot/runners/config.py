@@ -1,0 +1,106 @@
+"""Experiment configs: the runner's settings plus one algorithm's, from YAML with overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from som_robot.algos import ALGOS
+from som_robot.config import ConfigError, apply_overrides, check, from_dict, load_yaml, to_dict
+
+__all__ = ["RunnerConfig", "ExperimentConfig", "load_experiment", "CONFIG_DIR"]
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """The off-policy loop: data collection, replay, evaluation, logging, checkpoints."""
+
+    env: str = "InvertedPendulum-v5"  # Gymnasium id
+    num_envs: int = 1  # parallel envs stepped per iteration
+    total_steps: int = 100_000  # env steps (summed over envs)
+    warmup_steps: int = 5_000  # uniform-random env steps before learning starts
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    utd: float = 1.0  # gradient updates per env step
+    eval_every: int = 5_000  # env steps between evaluations (0 = only at the end)
+    eval_episodes: int = 5
+    log_every: int = 1_000  # env steps between scalar logs
+    checkpoint_every: int = 0  # env steps between checkpoints (0 = only at the end)
+    checkpoint_buffer: bool = True  # store the replay buffer in checkpoints for an exact resume
+    stop_return: float | None = None  # stop early once an evaluation reaches this return
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    torch_threads: int = 0  # 0 = leave torch's default
+    run_dir: str = "runs"
+    run_name: str = ""  # empty: <env>__<algo>__s<seed>__<time>
+    progress: bool = True  # tqdm bar
+
+    def __post_init__(self) -> None:
+        check(self.num_envs >= 1, "num_envs", f"must be >= 1, got {self.num_envs}")
+        check(self.total_steps > 0, "total_steps", f"must be > 0, got {self.total_steps}")
+        check(self.warmup_steps >= 0, "warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check(self.buffer_size >= self.batch_size, "buffer_size", "must be >= batch_size")
+        check(self.utd > 0, "utd", f"must be > 0, got {self.utd}")
+        check(self.eval_episodes >= 1, "eval_episodes", "must be >= 1")
+        check(min(self.eval_every, self.log_every, self.checkpoint_every) >= 0, "eval_every",
+              "intervals must be >= 0")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One run: which algorithm, its hyperparameters, and the runner."""
+
+    algo: str
+    params: Any  # SOMConfig | NCLQLConfig | SACConfig, chosen by `algo`
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"algo": self.algo, "params": to_dict(self.params), "runner": to_dict(self.runner)}
+
+
+def _read_with_base(path: Path) -> dict[str, Any]:
+    """YAML with an optional `base:` (one file, relative path) whose values it overrides."""
+    data = load_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    merged = load_yaml((path.parent / base).resolve())
+    if "base" in merged:
+        raise ConfigError(f"{path}: base file {base} may not itself have a base (one level only)")
+    return _merge(merged, data)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
+    """Validate a raw mapping into an ExperimentConfig."""
+    data = dict(data)
+    unknown = sorted(set(data) - {"algo", "params", "runner"})
+    if unknown:
+        raise ConfigError(f"unknown config key '{unknown[0]}'; valid keys: ['algo', 'params', 'runner']")
+    name = data.get("algo")
+    if name not in ALGOS:
+        raise ConfigError(f"config key 'algo': {name!r} is not one of {sorted(ALGOS)}")
+    params = from_dict(ALGOS[name][0], data.get("params"), prefix="params")
+    runner = from_dict(RunnerConfig, data.get("runner"), prefix="runner")
+    return ExperimentConfig(name, params, runner)
+
+
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Load `path` (absolute, or relative to cwd or to configs/) and apply ``key=value`` overrides."""
+    p = Path(path)
+    if not p.exists():
+        p = CONFIG_DIR / path
+    if not p.exists():
+        raise ConfigError(f"config file not found: {path}")
+    return experiment_from_dict(apply_overrides(_read_with_base(p), overrides))

@@ -1,0 +1,201 @@
+"""The off-policy loop shared by SOM, NC-LQL and SAC.
+
+The runner owns the env, the replay buffer, logging and the filesystem; the
+algorithm owns the math. `learn()` reads like the pseudocode:
+collect → buffer.add → algo.update → log → evaluate → checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from som_robot.algos import ALGOS, Algorithm
+from som_robot.algos.common import uniform_actions
+from som_robot.config import dump_yaml
+from som_robot.envs import GymVecEnv, VecEnv
+from som_robot.runners.config import ExperimentConfig, RunnerConfig
+from som_robot.storage import ReplayBuffer
+
+__all__ = ["OffPolicyRunner", "resolve_device", "make_algo", "evaluate", "run_experiment"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_algo(exp: ExperimentConfig, obs_dim: int, act_dim: int, device: torch.device, seed: int) -> Algorithm:
+    """Instantiate the configured algorithm."""
+    return ALGOS[exp.algo][1](obs_dim, act_dim, exp.params, device=device, seed=seed)
+
+
+@torch.no_grad()
+def evaluate(policy: Callable[[torch.Tensor], torch.Tensor], env: VecEnv, episodes: int, seed: int) -> list[float]:
+    """Returns of `episodes` episodes, taking each env's first episode per round (no bias to short ones)."""
+    returns: list[float] = []
+    rnd = 0
+    while len(returns) < episodes:
+        obs = env.reset(seed=seed + 1000 * rnd)
+        acc = torch.zeros(env.num_envs, device=env.device)
+        finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
+        while not bool(finished.all()):
+            res = env.step(policy(obs))
+            acc += torch.where(finished, 0.0, res.reward)
+            finished |= res.terminated | res.truncated
+            obs = res.obs
+        returns.extend(acc.tolist())
+        rnd += 1
+    return returns[:episodes]
+
+
+class OffPolicyRunner:
+    """Runs one experiment: collection, updates, evaluation, tensorboard, checkpoints, resume."""
+
+    def __init__(self, exp: ExperimentConfig, env: VecEnv, eval_env: VecEnv | None, run_dir: Path,
+                 algo: Algorithm | None = None) -> None:
+        self.exp, self.cfg = exp, exp.runner
+        self.env, self.eval_env = env, eval_env
+        self.device = env.device
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.algo = algo or make_algo(exp, env.obs_dim, env.act_dim, self.device, self.cfg.seed)
+        self.buffer = ReplayBuffer(env.obs_dim, env.act_dim, self.cfg.buffer_size, self.device, self.cfg.seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
+        self.step = 0  # env steps so far, summed over envs
+        self.update_credit = 0.0
+        self.history: list[dict[str, Any]] = []
+        dump_yaml(exp.to_dict(), self.run_dir / "config.yaml")
+
+    # --------------------------------------------------------------------------------------------
+    def learn(self) -> dict[str, Any]:
+        """Train until `total_steps`; returns a summary (final and best evaluation return)."""
+        cfg, n = self.cfg, self.env.num_envs
+        writer = SummaryWriter(str(self.run_dir / "tb"))
+        obs = self.env.reset(seed=cfg.seed)
+        metrics: dict[str, float] = {}
+        ep_returns: list[float] = []
+        next_log, next_eval, next_ckpt = self._next(cfg.log_every), self._next(cfg.eval_every), \
+            self._next(cfg.checkpoint_every)
+        t0, s0 = time.perf_counter(), self.step
+        bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not cfg.progress, unit="step",
+                   desc=f"{self.exp.algo}:{cfg.env}", dynamic_ncols=True)
+        stop = False
+        while self.step < cfg.total_steps and not stop:
+            if self.step < cfg.warmup_steps:
+                act = uniform_actions(n, self.env.act_dim, self.device, self.gen)
+            else:
+                act = self.algo.act(obs, deterministic=False)
+            res = self.env.step(act)
+            self.buffer.add(obs, act, res.reward, res.final_obs, res.terminated)
+            obs = res.obs
+            self.step += n
+            bar.update(n)
+            ep_returns.extend(res.episode_returns)
+            if self.step >= cfg.warmup_steps and len(self.buffer) >= cfg.batch_size:
+                self.update_credit += cfg.utd * n
+                while self.update_credit >= 1.0:
+                    metrics = self.algo.update(self.buffer.sample(cfg.batch_size))
+                    self.update_credit -= 1.0
+            if self.step >= next_log:
+                next_log += cfg.log_every
+                sps = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
+                self._log(writer, metrics | res.log | {"charts/sps": sps}, ep_returns)
+                ep_returns = []
+            if cfg.eval_every and self.step >= next_eval:
+                next_eval += cfg.eval_every
+                ret = self._evaluate(writer)
+                bar.set_postfix(eval=f"{ret:.1f}")
+                stop = cfg.stop_return is not None and ret >= cfg.stop_return
+            if cfg.checkpoint_every and self.step >= next_ckpt:
+                next_ckpt += cfg.checkpoint_every
+                self.save()
+        bar.close()
+        if not self.history or self.history[-1]["step"] != self.step:
+            self._evaluate(writer)
+        self.save()
+        writer.close()
+        summary = {"algo": self.exp.algo, "env": cfg.env, "seed": cfg.seed, "steps": self.step,
+                   "final_return": self.history[-1]["eval_return"],
+                   "best_return": max(h["eval_return"] for h in self.history),
+                   "wall_s": time.perf_counter() - t0, "updates": getattr(self.algo, "num_updates", 0)}
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def _next(self, every: int) -> int:
+        return (self.step // every + 1) * every if every else 1 << 62
+
+    def _log(self, writer: SummaryWriter, scalars: dict[str, float], ep_returns: list[float]) -> None:
+        for k, v in scalars.items():
+            writer.add_scalar(k, v, self.step)
+        if ep_returns:
+            writer.add_scalar("charts/episodic_return", float(np.mean(ep_returns)), self.step)
+
+    def _evaluate(self, writer: SummaryWriter) -> float:
+        env = self.eval_env or self.env
+        rets = evaluate(lambda o: self.algo.act(o, deterministic=True), env, self.cfg.eval_episodes,
+                        seed=10_000 + self.cfg.seed)
+        mean = float(np.mean(rets))
+        writer.add_scalar("charts/eval_return", mean, self.step)
+        rec = {"step": self.step, "eval_return": mean, "eval_std": float(np.std(rets)), "time": time.time()}
+        self.history.append(rec)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if self.eval_env is None:  # evaluation reset the training env
+            self.env.reset(seed=self.cfg.seed + self.step)
+        return mean
+
+    # --------------------------------------------------------------------------------------------
+    def save(self, path: Path | None = None) -> Path:
+        """Checkpoint the algorithm, the counters, the RNG streams and (optionally) the buffer."""
+        path = path or self.run_dir / "checkpoints" / "last.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ckpt = {"algo": self.algo.state_dict(), "step": self.step, "update_credit": self.update_credit,
+                "history": self.history, "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "config": self.exp.to_dict()}
+        if self.cfg.checkpoint_buffer:
+            ckpt["buffer"] = self.buffer.state_dict()
+        tmp = path.with_suffix(".tmp")
+        torch.save(ckpt, tmp)
+        tmp.replace(path)  # atomic: a crash mid-write never leaves a torn checkpoint
+        return path
+
+    def load(self, path: Path) -> None:
+        """Resume from a checkpoint written by `save`."""
+        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        self.algo.load_state_dict(ckpt["algo"])
+        self.step, self.update_credit = int(ckpt["step"]), float(ckpt["update_credit"])
+        self.history = list(ckpt["history"])
+        self.gen.set_state(ckpt["gen"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        if "buffer" in ckpt:
+            self.buffer.load_state_dict(ckpt["buffer"])
+
+
+def run_experiment(exp: ExperimentConfig, resume: Path | None = None) -> dict[str, Any]:
+    """Build Gymnasium envs for `exp`, train, and return the summary."""
+    cfg: RunnerConfig = exp.runner
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    device = resolve_device(cfg.device)
+    name = cfg.run_name or f"{cfg.env}__{exp.algo}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    env = GymVecEnv(cfg.env, cfg.num_envs, device)
+    eval_env = GymVecEnv(cfg.env, min(cfg.eval_episodes, 10), device)
+    runner = OffPolicyRunner(exp, env, eval_env, Path(cfg.run_dir) / name)
+    if resume is not None:
+        runner.load(resume)
+    try:
+        return runner.learn()
+    finally:
+        env.close()
+        eval_env.close()

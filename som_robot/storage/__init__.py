@@ -1,0 +1,5 @@
+"""Transition storage for off-policy learning."""
+
+from som_robot.storage.replay import Batch, ReplayBuffer
+
+__all__ = ["Batch", "ReplayBuffer"]
