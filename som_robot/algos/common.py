@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -11,7 +11,9 @@ from torch import nn
 from som_robot.nn import MLP
 from som_robot.storage import Batch
 
-__all__ = ["Algorithm", "TwinQ", "polyak_update", "uniform_actions", "clip_action"]
+QFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (obs (B, S), act (B, d)) → Q (B,)
+
+__all__ = ["QFn", "Algorithm", "TwinQ", "polyak_update", "uniform_actions", "clip_action"]
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from som_robot.algos.common import TwinQ, polyak_update
+from som_robot.algos.common import QFn, TwinQ, polyak_update
 from som_robot.config import check
 from som_robot.nn import MLP
 from som_robot.storage import Batch
@@ -89,11 +89,28 @@ class SAC:
 
     @property
     def alpha(self) -> float:
-        return float(self.log_alpha.exp())
+        return float(self.log_alpha.detach().exp())
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.actor(obs, deterministic)[0]
+
+    def actor_loss(self, obs: torch.Tensor, q_fn: QFn | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[α·log π(a|s) − Q(s, a)] with a reparameterised; `q_fn` defaults to min of the critics."""
+        a, logp = self.actor(obs)
+        if q_fn is None:
+            self.critic.requires_grad_(False)
+            q = torch.minimum(*self.critic(obs, a))
+            self.critic.requires_grad_(True)
+        else:
+            q = q_fn(obs, a)
+        return (self.alpha * logp - q).mean(), logp
+
+    @staticmethod
+    def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
     def update(self, b: Batch) -> dict[str, float]:
         """Critic TD step with the soft target, then actor and temperature steps."""
@@ -104,23 +121,13 @@ class SAC:
             y = c.reward_scale * b.rew + c.gamma * (1.0 - b.done) * q_next
         q1, q2 = self.critic(b.obs, b.act)
         closs = (q1 - y).pow(2).mean() + (q2 - y).pow(2).mean()
-        self.critic_opt.zero_grad(set_to_none=True)
-        closs.backward()
-        self.critic_opt.step()
+        self._step(self.critic_opt, closs)
         polyak_update(self.critic_targ, self.critic, c.tau)
 
-        a, logp = self.actor(b.obs)
-        self.critic.requires_grad_(False)
-        aloss = (alpha * logp - torch.minimum(*self.critic(b.obs, a))).mean()
-        self.critic.requires_grad_(True)
-        self.actor_opt.zero_grad(set_to_none=True)
-        aloss.backward()
-        self.actor_opt.step()
+        aloss, logp = self.actor_loss(b.obs)
+        self._step(self.actor_opt, aloss)
         if c.autotune:
-            alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-            self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_opt.step()
+            self._step(self.alpha_opt, -(self.log_alpha * (logp.detach() + self.target_entropy)).mean())
         self.num_updates += 1
         return {"losses/critic": closs.item(), "losses/actor": aloss.item(), "values/q_mean": q1.mean().item(),
                 "values/alpha": alpha, "values/entropy": -logp.mean().item()}

@@ -16,21 +16,17 @@ The story, following `shared/research/algorithms.md` §3 and §6.1:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
-from som_robot.algos.common import TwinQ, clip_action, polyak_update
+from som_robot.algos.common import QFn, TwinQ, clip_action, polyak_update
 from som_robot.config import check
 from som_robot.nn.meanflow import MeanFlowNet, adaptive_l2, meanflow_target
 from som_robot.storage import Batch
 
-__all__ = ["SOMConfig", "SOM", "vp_schedule", "mc_score", "teacher_velocity", "sample_rt"]
-
-QFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
+__all__ = ["SOMConfig", "SOM", "noise_schedule", "linear_path_velocity", "vp_schedule", "mc_score", "truncated_normal", "teacher_velocity", "sample_rt"]
 
 @dataclass(frozen=True)
 class SOMConfig:
@@ -39,25 +35,28 @@ class SOMConfig:
     hidden: tuple[int, ...] = (256, 256, 256)  # actor and critic MLP widths
     activation: str = "mish"
     time_dim: int = 16  # sinusoidal time-embedding width
-    time_scale: float = 100.0  # t ∈ [0,1] is multiplied by this before the sinusoid
+    time_scale: float = 1.0  # t is multiplied by this before the sinusoid (large values make du/dt noisy)
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     gamma: float = 0.99
     tau: float = 0.005  # Polyak rate of the target critics
     reward_scale: float = 0.2  # c_r in the TD target (relax default)
     num_proposals: int = 100  # K, Monte-Carlo proposals per state
+    path: Literal["linear", "vp"] = "linear"  # noising path of the actor's flow, see `noise_schedule`
     beta_min: float = 0.1  # VP schedule
     beta_max: float = 20.0
     alpha: float = 1.0  # Boltzmann inverse temperature on normalised Q
-    score_scale: float = 25.0  # w: the score is unit-normalised then multiplied by w (0 disables normalising)
+    score_scale: float = 25.0  # w (vp path): bound on, or with score_norm=unit the value of, the score norm
+    score_norm: Literal["clip", "unit", "none"] = "clip"  # how ŝ is rescaled, see teacher_velocity
     q_norm: Literal["batch", "state", "none"] = "batch"  # z-score Q over all B·K proposals / per state / raw
-    clip_proposals: bool = True  # evaluate Q only inside the action box
+    score_estimator: Literal["tweedie", "grad"] = "tweedie"  # noise- or gradient-expectation form
+    box_target: bool = True  # Boltzmann target restricted to the [-1, 1] action box
     score_critic: Literal["mean", "min", "q1"] = "mean"
     a0_source: Literal["buffer", "policy", "mix"] = "buffer"  # which clean actions get noised
     t_min: float = 1e-3
     t_max: float = 1.0 - 1e-3
     ratio_r_eq_t: float = 0.25  # fraction of samples with r = t (plain flow matching)
-    loss_p: float = 1.0  # adaptive-weight power
+    loss_p: float = 0.0  # adaptive-weight power; 0 = plain L2 (p > 0 regresses towards a median: mode bias)
     loss_c: float = 1e-3  # adaptive-weight offset
     eval_candidates: int = 10  # N for best-of-N at evaluation (1 = plain one-step sample)
     explore_noise: float = 0.0  # extra Gaussian action noise while collecting
@@ -73,8 +72,8 @@ class SOMConfig:
         check(0.0 < self.t_min < self.t_max < 1.0, "t_max", "need 0 < t_min < t_max < 1")
         check(0.0 <= self.ratio_r_eq_t <= 1.0, "ratio_r_eq_t", "must be in [0, 1]")
         check(self.eval_candidates >= 1, "eval_candidates", "must be >= 1")
-        check(self.score_scale >= 0 and self.explore_noise >= 0 and self.grad_clip >= 0, "score_scale",
-              "score_scale, explore_noise and grad_clip must be >= 0")
+        check(self.score_scale > 0 and self.explore_noise >= 0 and self.grad_clip >= 0, "score_scale",
+              "score_scale must be > 0; explore_noise and grad_clip >= 0")
         check(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), "hidden", "needs positive widths")
 
 
@@ -84,6 +83,25 @@ def vp_schedule(t: torch.Tensor, beta_min: float, beta_max: float) -> tuple[torc
     mu = torch.exp(-0.5 * integral)
     sigma = torch.sqrt((1.0 - mu * mu).clamp_min(1e-12))
     return mu, sigma, beta_min + t * (beta_max - beta_min)
+
+
+def noise_schedule(t: torch.Tensor, path: str, beta_min: float = 0.1, beta_max: float = 20.0):
+    """(μ_t, σ_t, β_t) of a_t = μ_t a_0 + σ_t ε: "linear" (rectified, μ = 1 − t, σ = t; β unused) or "vp"."""
+    if path == "linear":
+        return 1.0 - t, t, torch.zeros_like(t)
+    if path == "vp":
+        return vp_schedule(t, beta_min, beta_max)
+    raise ValueError(f"unknown path '{path}'")
+
+
+def linear_path_velocity(a_t: torch.Tensor, t: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """PF-ODE velocity of the rectified path, v = −(a_t + t·ŝ)/(1 − t) = (a_t − E[a_0|a_t])/t.
+
+    Written through the posterior mean it has no 1/(1 − t) singularity: E[a_0|a_t] =
+    (a_t + t²ŝ)/(1 − t) by Tweedie, so v = E[ε − a_0 | a_t], the rectified-flow velocity.
+    """
+    post_mean = (a_t + t * t * score) / (1.0 - t)
+    return (a_t - post_mean) / t
 
 
 def _normalise_q(q: torch.Tensor, mode: str) -> torch.Tensor:
@@ -98,34 +116,81 @@ def _normalise_q(q: torch.Tensor, mode: str) -> torch.Tensor:
     return (q - mean) / (std + 1e-6)
 
 
-def mc_score(q_fn: QFn, obs: torch.Tensor, a_t: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
-             num_proposals: int, alpha: float, q_norm: str = "batch", clip: bool = True,
-             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Monte-Carlo score of the noised Boltzmann target, ∇_{a_t} log Σ_k exp(α·Q̃(s, a_0^k)).
+def truncated_normal(mean: torch.Tensor, std: torch.Tensor, lo: float, hi: float,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Per-coordinate N(mean, std²) restricted to [lo, hi], by inverse CDF in float64."""
+    m, s = mean.double(), std.double().expand_as(mean)
+    a, b = torch.special.ndtr((lo - m) / s), torch.special.ndtr((hi - m) / s)
+    u = a + (b - a) * torch.rand(m.shape, dtype=torch.float64, device=m.device, generator=generator)
+    eps = torch.finfo(torch.float64).tiny
+    x = m + s * torch.special.ndtri(u.clamp(eps, 1.0 - 1e-16))
+    return x.clamp(lo, hi).to(mean.dtype)
 
-    a_0^k = a_t/μ_t + (σ_t/μ_t)·δ_k; by the chain rule this equals
-    (α/μ_t)·Σ_k softmax_k(αQ̃)·∇_a Q̃(s, a_0^k), the self-normalised "gradient-expectation" form.
+
+def mc_score(q_fn: QFn, obs: torch.Tensor, a_t: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
+             num_proposals: int, alpha: float, q_norm: str = "batch", box: float | None = 1.0,
+             estimator: str = "tweedie", generator: torch.Generator | None = None) -> torch.Tensor:
+    """Monte-Carlo score of the noised Boltzmann target p_t(a_t) = ∫ p_0(a_0) N(a_t; μ a_0, σ²) da_0.
+
+    p_0(a) ∝ exp(α·Q̃(s,a)) restricted to the action box [−box, box]^d (no box: unrestricted).
+    The posterior of a_0 given a_t is ∝ p_0(a_0)·N(a_0; a_t/μ, (σ/μ)²), so K proposals from that
+    Gaussian (truncated to the box) reweighted by softmax_k(α·Q̃_k) are self-normalised
+    importance samples of it. Two estimators of ∇ log p_t:
+
+    * "tweedie" (noise-expectation form): (μ·Σ_k w_k a_0^k − a_t)/σ². Forward passes of Q only,
+      and exact about the box: proposals never leave it, so no mass is extrapolated.
+    * "grad" (gradient-expectation form, iDEM): (α/μ)·Σ_k w_k ∇_a Q̃(s, a_0^k), via autodiff of
+      logsumexp; with a box, out-of-box proposals get zero weight (rows with none fall back to
+      the prior score −a_t).
+
     Shapes: obs (B, S), a_t (B, d), mu/sigma (B, 1) → (B, d). No gradient reaches q_fn's parameters.
     """
     B, d = a_t.shape
     K = num_proposals
+    mean = (a_t.detach() / mu)[:, None, :].expand(B, K, d)
+    std = (sigma / mu)[:, None, :]
+    s_rep = obs[:, None, :].expand(B, K, obs.shape[-1]).reshape(B * K, -1)
+    if estimator == "tweedie":
+        if box is None:
+            a0 = mean + std * torch.randn(B, K, d, device=a_t.device, dtype=a_t.dtype, generator=generator)
+        else:
+            a0 = truncated_normal(mean, std, -box, box, generator)
+        with torch.no_grad():
+            q = q_fn(s_rep, a0.reshape(B * K, d)).reshape(B, K)
+            w = torch.softmax(alpha * _normalise_q(q, q_norm), dim=1)
+            post_mean = (w[:, :, None] * a0).sum(1)
+        return (mu * post_mean - a_t) / sigma.pow(2)
+    if estimator != "grad":
+        raise ValueError(f"unknown score estimator '{estimator}'")
     delta = torch.randn(B, K, d, device=a_t.device, dtype=a_t.dtype, generator=generator)
     with torch.enable_grad():
         x = a_t.detach().requires_grad_(True)
         a0 = x[:, None, :] / mu[:, None, :] + (sigma / mu)[:, None, :] * delta  # (B, K, d)
-        if clip:
-            a0 = a0.clamp(-1.0, 1.0)
-        s_rep = obs[:, None, :].expand(B, K, obs.shape[-1]).reshape(B * K, -1)
-        q = q_fn(s_rep, a0.reshape(B * K, d)).reshape(B, K)
-        lse = torch.logsumexp(alpha * _normalise_q(q, q_norm), dim=1)
-        (score,) = torch.autograd.grad(lse.sum(), x)
-    return score
+        logits = alpha * _normalise_q(q_fn(s_rep, a0.reshape(B * K, d)).reshape(B, K), q_norm)
+        if box is not None:
+            inside = (a0.detach().abs() <= box).all(-1)
+            logits = torch.where(inside, logits, torch.full_like(logits, -torch.inf))
+        lse = torch.logsumexp(logits, dim=1)
+        ok = torch.isfinite(lse)
+        (score,) = torch.autograd.grad(torch.where(ok, lse, 0.0).sum(), x)
+    return torch.where(ok[:, None], score, -a_t.detach())
 
 
-def teacher_velocity(a_t: torch.Tensor, score: torch.Tensor, beta: torch.Tensor, score_scale: float) -> torch.Tensor:
-    """PF-ODE velocity in forward time, v* = −½β(t)(a_t + s̄), with s̄ = w·ŝ/‖ŝ‖ (w = 0: raw ŝ)."""
-    if score_scale > 0:
-        score = score_scale * score / (score.norm(dim=-1, keepdim=True) + 1e-6)
+def teacher_velocity(a_t: torch.Tensor, score: torch.Tensor, beta: torch.Tensor, score_scale: float,
+                     mode: str = "clip") -> torch.Tensor:
+    """PF-ODE velocity in forward time, v* = −½β(t)(a_t + s̄).
+
+    s̄ rescales the estimate ŝ: "unit" → w·ŝ/‖ŝ‖ (the third-party default), "clip" →
+    ŝ·min(1, w/‖ŝ‖) (caps the 1/σ² blow-up near t = 0 but keeps the exact PF-ODE elsewhere),
+    "none" → ŝ.
+    """
+    norm = score.norm(dim=-1, keepdim=True)
+    if mode == "unit":
+        score = score_scale * score / (norm + 1e-6)
+    elif mode == "clip":
+        score = score * (score_scale / (norm + 1e-6)).clamp(max=1.0)
+    elif mode != "none":
+        raise ValueError(f"unknown score normalisation '{mode}'")
     return -0.5 * beta * (a_t + score)
 
 
@@ -214,11 +279,14 @@ class SOM:
         obs = b.obs
         B = obs.shape[0]
         r, t = sample_rt(B, c.t_min, c.t_max, c.ratio_r_eq_t, self.device)
-        mu, sigma, beta = vp_schedule(t, c.beta_min, c.beta_max)
+        mu, sigma, beta = noise_schedule(t, c.path, c.beta_min, c.beta_max)
         a_t = mu * self.clean_actions(b) + sigma * torch.randn(B, self.act_dim, device=self.device)
         score = mc_score(q_fn or self.score_q, obs, a_t, mu, sigma, c.num_proposals, c.alpha, c.q_norm,
-                         c.clip_proposals)
-        v = teacher_velocity(a_t, score, beta, c.score_scale).detach()
+                         1.0 if c.box_target else None, c.score_estimator)
+        if c.path == "vp":
+            v = teacher_velocity(a_t, score, beta, c.score_scale, c.score_norm).detach()
+        else:
+            v = linear_path_velocity(a_t, t, score).detach()
         u, u_tgt = meanflow_target(lambda z, tt: self.actor(obs, z, r, tt), a_t, r, t, v)
         loss = adaptive_l2(u, u_tgt, c.loss_p, c.loss_c)
         return loss, {"losses/actor": loss.item(), "score/norm": score.norm(dim=-1).mean().item(),

@@ -41,7 +41,9 @@ class MLP(nn.Sequential):
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int = 16, theta: float = 10000.0) -> torch.Tensor:
     """Scaled sinusoid of a scalar per row: (B,) or (B,1) → (B, dim), scaled by 1/sqrt(dim)."""
-    t = t.reshape(-1, 1).float()
+    t = t.reshape(-1, 1)
+    if not t.is_floating_point():
+        t = t.float()
     half = dim // 2
     freqs = torch.exp(-math.log(theta) * torch.arange(half, device=t.device, dtype=t.dtype) / half)
     ang = t * freqs
