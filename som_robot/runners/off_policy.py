@@ -92,7 +92,8 @@ class OffPolicyRunner:
                    desc=f"{self.exp.algo}:{cfg.env}", dynamic_ncols=True)
         stop = False
         while self.step < cfg.total_steps and not stop:
-            if self.step < cfg.warmup_steps:
+            learning = self.step >= cfg.warmup_steps
+            if not learning:
                 act = uniform_actions(n, self.env.act_dim, self.device, self.gen)
             else:
                 act = self.algo.act(obs, deterministic=False)
@@ -102,7 +103,7 @@ class OffPolicyRunner:
             self.step += n
             bar.update(n)
             ep_returns.extend(res.episode_returns)
-            if self.step >= cfg.warmup_steps and len(self.buffer) >= cfg.batch_size:
+            if learning and len(self.buffer) >= cfg.batch_size:
                 self.update_credit += cfg.utd * n
                 while self.update_credit >= 1.0:
                     metrics = self.algo.update(self.buffer.sample(cfg.batch_size))
