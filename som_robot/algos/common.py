@@ -51,7 +51,7 @@ class TwinQ(nn.Module):
 @torch.no_grad()
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """target ← (1−τ)·target + τ·source, in place."""
-    for pt, ps in zip(target.parameters(), source.parameters()):
+    for pt, ps in zip(target.parameters(), source.parameters(), strict=True):
         pt.lerp_(ps, tau)
 
 

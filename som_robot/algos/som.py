@@ -26,7 +26,8 @@ from som_robot.config import check
 from som_robot.nn.meanflow import MeanFlowNet, adaptive_l2, meanflow_target
 from som_robot.storage import Batch
 
-__all__ = ["SOMConfig", "SOM", "noise_schedule", "linear_path_velocity", "vp_schedule", "mc_score", "truncated_normal", "teacher_velocity", "sample_rt"]
+__all__ = ["SOMConfig", "SOM", "noise_schedule", "linear_path_velocity", "vp_schedule", "mc_score",
+           "truncated_normal", "teacher_velocity", "sample_rt"]
 
 @dataclass(frozen=True)
 class SOMConfig:
@@ -48,7 +49,7 @@ class SOMConfig:
     alpha: float = 1.0  # Boltzmann inverse temperature on normalised Q
     score_scale: float = 25.0  # w (vp path): bound on, or with score_norm=unit the value of, the score norm
     score_norm: Literal["clip", "unit", "none"] = "clip"  # how ŝ is rescaled, see teacher_velocity
-    q_norm: Literal["batch", "state", "none"] = "batch"  # z-score Q over all B·K proposals / per state / raw
+    q_norm: Literal["batch", "state", "advantage", "none"] = "batch"  # see _normalise_q
     score_estimator: Literal["tweedie", "grad"] = "tweedie"  # noise- or gradient-expectation form
     box_target: bool = True  # Boltzmann target restricted to the [-1, 1] action box
     score_critic: Literal["mean", "min", "q1"] = "mean"
@@ -59,6 +60,7 @@ class SOMConfig:
     loss_p: float = 0.0  # adaptive-weight power; 0 = plain L2 (p > 0 regresses towards a median: mode bias)
     loss_c: float = 1e-3  # adaptive-weight offset
     eval_candidates: int = 10  # N for best-of-N at evaluation (1 = plain one-step sample)
+    target_candidates: int = 1  # best-of-N next action in the TD target under the target critics (1 = one sample)
     explore_noise: float = 0.0  # extra Gaussian action noise while collecting
     grad_clip: float = 0.0  # 0 = off
 
@@ -72,6 +74,7 @@ class SOMConfig:
         check(0.0 < self.t_min < self.t_max < 1.0, "t_max", "need 0 < t_min < t_max < 1")
         check(0.0 <= self.ratio_r_eq_t <= 1.0, "ratio_r_eq_t", "must be in [0, 1]")
         check(self.eval_candidates >= 1, "eval_candidates", "must be >= 1")
+        check(self.target_candidates >= 1, "target_candidates", "must be >= 1")
         check(self.score_scale > 0 and self.explore_noise >= 0 and self.grad_clip >= 0, "score_scale",
               "score_scale must be > 0; explore_noise and grad_clip >= 0")
         check(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), "hidden", "needs positive widths")
@@ -105,14 +108,23 @@ def linear_path_velocity(a_t: torch.Tensor, t: torch.Tensor, score: torch.Tensor
 
 
 def _normalise_q(q: torch.Tensor, mode: str) -> torch.Tensor:
-    """Z-score Q (B, K) with no-grad statistics, so α is scale-free across tasks."""
+    """Normalise Q (B, K) with no-grad statistics, so α is scale-free across tasks.
+
+    batch: z-score over all B·K proposals (state values dominate the spread);
+    state: z-score within each state's K proposals (sharp everywhere, also where Q is flat);
+    advantage: subtract each state's mean, divide by the batch-wide std of those advantages
+    (action preferences keep their relative size across states).
+    """
     if mode == "none":
         return q
     with torch.no_grad():
         if mode == "batch":
             mean, std = q.mean(), q.std()
-        else:  # per state
+        elif mode == "state":
             mean, std = q.mean(1, keepdim=True), q.std(1, keepdim=True)
+        else:
+            mean = q.mean(1, keepdim=True)
+            std = (q - mean).std()
     return (q - mean) / (std + 1e-6)
 
 
@@ -227,6 +239,17 @@ class SOM:
         return clip_action(self.actor.sample(obs, z))
 
     @torch.no_grad()
+    def best_of(self, obs: torch.Tensor, n: int, critic: torch.nn.Module) -> torch.Tensor:
+        """Draw n one-step samples per state in one batched call; keep the argmax of min(Q1, Q2)."""
+        if n == 1:
+            return self.sample(obs)
+        B = obs.shape[0]
+        obs_rep = obs.repeat_interleave(n, dim=0)
+        cand = self.sample(obs_rep)
+        q = torch.minimum(*critic(obs_rep, cand)).reshape(B, n)
+        return cand.reshape(B, n, -1)[torch.arange(B, device=obs.device), q.argmax(dim=1)]
+
+    @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """Collect with one sample (+ optional noise); evaluate with best-of-N under min(Q1, Q2)."""
         if not deterministic:
@@ -234,15 +257,7 @@ class SOM:
             if self.cfg.explore_noise > 0:
                 a = clip_action(a + self.cfg.explore_noise * torch.randn_like(a))
             return a
-        N = self.cfg.eval_candidates
-        if N == 1:
-            return self.sample(obs)
-        B = obs.shape[0]
-        obs_rep = obs.repeat_interleave(N, dim=0)
-        cand = self.sample(obs_rep)
-        q = torch.minimum(*self.critic(obs_rep, cand)).reshape(B, N)
-        best = q.argmax(dim=1)
-        return cand.reshape(B, N, -1)[torch.arange(B, device=obs.device), best]
+        return self.best_of(obs, self.cfg.eval_candidates, self.critic)
 
     # ----- losses -------------------------------------------------------------------------------
     def score_q(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
@@ -253,10 +268,10 @@ class SOM:
         return torch.minimum(q1, q2) if self.cfg.score_critic == "min" else q1
 
     def critic_loss(self, b: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """Twin TD loss, y = c_r·r + γ(1−d)·min_i Q̄_i(s', a'), a' a one-step policy sample."""
+        """Twin TD loss, y = c_r·r + γ(1−d)·min_i Q̄_i(s', a'), a' a one-step sample (or best of N)."""
         c = self.cfg
         with torch.no_grad():
-            a_next = self.sample(b.next_obs)
+            a_next = self.best_of(b.next_obs, c.target_candidates, self.critic_targ)
             q_next = torch.minimum(*self.critic_targ(b.next_obs, a_next))
             y = c.reward_scale * b.rew + c.gamma * (1.0 - b.done) * q_next
         q1, q2 = self.critic(b.obs, b.act)

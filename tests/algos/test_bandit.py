@@ -7,7 +7,7 @@ SAC tanh-Gaussian actor trained against the same Q collapses onto one.
 
 import torch
 
-from som_robot.algos import SAC, SACConfig, SOM, SOMConfig
+from som_robot.algos import SAC, SOM, SACConfig, SOMConfig
 from som_robot.storage import Batch
 
 PEAKS = (0.5, -0.5)

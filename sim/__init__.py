@@ -1,0 +1,1 @@
+"""Simulation environments (MuJoCo) behind the som_robot `VecEnv` protocol."""

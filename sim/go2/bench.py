@@ -1,0 +1,80 @@
+"""Env throughput next to raw batched mj_step throughput, same model, envs, threads and states.
+
+    python -m sim.go2.bench --num-envs 64 --steps 100 --nthread 2
+
+All numbers come from one process. The env is stepped first, timing the batch's
+physics calls inside it (so "physics share" is what the Python side costs on top); then
+its own batch is stepped DECIMATION physics steps per call with the last torques held,
+from the states the env just produced. The solver cost depends strongly on the motion
+(elliptic cones, impratio 100): compare numbers from the same call only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from sim.go2 import constants as C
+from sim.go2.config import Go2EnvConfig
+from sim.go2.env import Go2VecEnv
+
+__all__ = ["measure_throughput"]
+
+
+def measure_throughput(num_envs: int = 64, steps: int = 100, nthread: int = 2, action_std: float = 0.3,
+                       cfg: Go2EnvConfig | None = None, seed: int = 0) -> dict[str, float]:
+    """Env steps/s (policy steps × envs) vs raw physics steps/s of the env's own batch."""
+    env = Go2VecEnv(cfg, num_envs=num_envs, seed=seed, nthread=nthread)
+    gen = torch.Generator().manual_seed(seed)
+    acts = [torch.clamp(action_std * torch.randn(num_envs, C.NUM_JOINTS, generator=gen), -1, 1)
+            for _ in range(steps)]
+    env.reset(seed)
+    for a in acts[: max(1, steps // 10)]:  # warm-up: leave the spawn transient
+        env.step(a)
+    sim_step, phys_s = env.sim.step, [0.0]
+
+    def timed_step(nstep: int = 1) -> None:
+        t = time.perf_counter()
+        sim_step(nstep)
+        phys_s[0] += time.perf_counter() - t
+
+    env.sim.step = timed_step  # type: ignore[method-assign]
+    t0 = time.perf_counter()
+    for a in acts:
+        env.step(a)
+    env_s = time.perf_counter() - t0
+    env.sim.step = sim_step  # type: ignore[method-assign]
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        env.sim.step(C.DECIMATION)
+    raw_s = time.perf_counter() - t0
+    env.close()
+    env_sps = num_envs * steps / env_s
+    raw_phys = num_envs * steps * C.DECIMATION / raw_s
+    return {
+        "num_envs": num_envs, "nthread": nthread, "steps": steps,
+        "env_steps_per_s": env_sps,
+        "env_physics_steps_per_s": env_sps * C.DECIMATION,
+        "env_physics_share": phys_s[0] / env_s,
+        "raw_physics_steps_per_s": raw_phys,
+        "env_over_raw": env_sps * C.DECIMATION / raw_phys,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-envs", type=int, default=64)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--nthread", type=int, default=2)
+    p.add_argument("--action-std", type=float, default=0.3)
+    p.add_argument("--terrain", choices=["flat", "rough"], default="flat")
+    a = p.parse_args()
+    res = measure_throughput(a.num_envs, a.steps, a.nthread, a.action_std, Go2EnvConfig(terrain=a.terrain))
+    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in res.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

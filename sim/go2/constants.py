@@ -1,0 +1,86 @@
+"""Go2 facts shared by the simulator, the exporter and the onboard controller.
+
+Kept in one place (and free of MuJoCo imports except in the sensor helpers) so the
+real-robot daemon applies exactly the joint order, default pose, gains and action
+scale the policy was trained with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "XML_PATH",
+    "LEGS",
+    "JOINT_NAMES",
+    "ACTUATOR_NAMES",
+    "NUM_JOINTS",
+    "DEFAULT_JOINT_POS",
+    "KP",
+    "KD",
+    "ACTION_SCALE",
+    "SIM_DT",
+    "DECIMATION",
+    "CTRL_DT",
+    "NOMINAL_BASE_HEIGHT",
+    "INIT_BASE_HEIGHT",
+    "BASE_BODY",
+    "FLOOR_BODY",
+    "FOOT_GEOMS",
+    "FOOT_SITES",
+    "FOOT_CONTACT_SENSORS",
+    "BASE_CONTACT_SENSOR",
+    "LEG_COLLISION_SENSORS",
+    "sensor_slice",
+    "sensor_columns",
+]
+
+XML_PATH = Path(__file__).resolve().parent / "xmls" / "go2.xml"
+
+LEGS: tuple[str, ...] = ("FL", "FR", "RL", "RR")
+# MJCF (and Unitree SDK motor) order: per leg hip (abduction), thigh, calf.
+JOINT_NAMES: tuple[str, ...] = tuple(f"{leg}_{part}_joint" for leg in LEGS for part in ("hip", "thigh", "calf"))
+ACTUATOR_NAMES: tuple[str, ...] = tuple(n.removesuffix("_joint") for n in JOINT_NAMES)
+NUM_JOINTS = 12
+
+# The MJCF 'home' keyframe's legs; policy actions are offsets from this pose.
+DEFAULT_JOINT_POS = np.tile(np.array([0.0, 0.9, -1.8]), 4)
+
+# Joint PD gains (N·m/rad, N·m·s/rad). Kp 20 (legged_gym's Go2 value) lets the default pose sag
+# from 0.27 m to ~0.20 m with zero action; 40 holds ~0.24 m while staying compliant.
+KP = 40.0
+KD = 1.0
+ACTION_SCALE = 0.25  # rad per unit action (actions are in [-1, 1])
+
+SIM_DT = 0.002  # MJCF timestep; the PD law runs every physics step (500 Hz)
+DECIMATION = 10  # physics steps per policy step
+CTRL_DT = SIM_DT * DECIMATION  # 50 Hz policy
+
+NOMINAL_BASE_HEIGHT = 0.27  # 'home' keyframe base height (m)
+INIT_BASE_HEIGHT = 0.30  # spawn a little above so the feet start out of penetration
+
+BASE_BODY = "base"
+FLOOR_BODY = "world"  # floor plane and heightfield are world geoms
+FOOT_GEOMS: tuple[str, ...] = LEGS  # the MJCF names the foot spheres FL, FR, RL, RR
+FOOT_SITES: tuple[str, ...] = tuple(f"{leg}_foot" for leg in LEGS)  # added by model.build_spec
+FOOT_CONTACT_SENSORS: tuple[str, ...] = tuple(f"{leg}_foot_contact" for leg in LEGS)
+BASE_CONTACT_SENSOR = "base_contact"
+# Thigh body and the calf's shank geoms (not the foot) touching the floor: the 'collision' penalty.
+LEG_COLLISION_SENSORS: tuple[str, ...] = tuple(
+    f"{leg}_{part}_contact" for leg in LEGS for part in ("thigh", "calf0", "calf1")
+)
+
+
+def sensor_slice(model: object, name: str) -> slice:
+    """Columns of `sensordata` that sensor `name` fills (works for MjModel)."""
+    s = model.sensor(name)  # type: ignore[attr-defined]
+    adr = int(s.adr[0] if np.ndim(s.adr) else s.adr)
+    dim = int(s.dim[0] if np.ndim(s.dim) else s.dim)
+    return slice(adr, adr + dim)
+
+
+def sensor_columns(model: object, names: tuple[str, ...]) -> np.ndarray:
+    """First `sensordata` column of each named sensor, for one fancy-indexed read of a group."""
+    return np.array([sensor_slice(model, n).start for n in names], dtype=np.int64)

@@ -1,0 +1,81 @@
+"""Build the Go2 MjModel: the collision-only MJCF plus floor/terrain, contact sensors and foot sites.
+
+Everything added to the stock MJCF happens here, with MjSpec, so the XML stays a
+verbatim (collision-only) copy of the upstream file.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from sim.go2 import constants as C
+from sim.go2.config import Go2EnvConfig, RoughTerrainConfig
+
+__all__ = ["build_spec", "build_model", "rough_heights"]
+
+_FOUND = 1 << int(mujoco.mjtConDataField.mjCONDATA_FOUND)  # contact sensor reports the match count
+
+
+def _contact_sensor(spec: mujoco.MjSpec, name: str, objtype: mujoco.mjtObj, objname: str) -> None:
+    """Count of contacts between an object and any floor geom (both live in the world body)."""
+    spec.add_sensor(name=name, type=mujoco.mjtSensor.mjSENS_CONTACT, objtype=objtype, objname=objname,
+                    reftype=mujoco.mjtObj.mjOBJ_BODY, refname=C.FLOOR_BODY, intprm=[_FOUND, 0, 1])
+
+
+def rough_heights(cfg: RoughTerrainConfig) -> np.ndarray:
+    """Heightfield in [0, 1] (scaled by max_height in the model): box-filtered uniform noise, seeded."""
+    n = int(round(2 * cfg.half_size / cfg.resolution)) + 1
+    h = np.random.default_rng(cfg.seed).uniform(0.0, 1.0, size=(n, n))
+    for _ in range(cfg.smoothing):
+        p = np.pad(h, 1, mode="edge")
+        h = sum(p[i:i + n, j:j + n] for i in range(3) for j in range(3)) / 9.0
+    h -= h.min()
+    return h / max(float(h.max()), 1e-9)
+
+
+def _add_terrain(spec: mujoco.MjSpec, cfg: Go2EnvConfig) -> None:
+    spec.worldbody.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05])
+    if cfg.terrain == "flat":
+        return
+    r = cfg.rough
+    h = rough_heights(r)
+    spec.add_hfield(name="terrain", size=[r.half_size, r.half_size, max(r.max_height, 1e-4), 0.1],
+                    nrow=h.shape[0], ncol=h.shape[1], userdata=h.ravel().tolist())
+    spec.worldbody.add_geom(name="terrain", type=mujoco.mjtGeom.mjGEOM_HFIELD, hfieldname="terrain")
+
+
+def build_spec(cfg: Go2EnvConfig | None = None) -> mujoco.MjSpec:
+    """Spec of the task's world; compile it, or edit it first (e.g. for a viewer scene)."""
+    cfg = cfg or Go2EnvConfig()
+    spec = mujoco.MjSpec.from_file(str(C.XML_PATH))
+    _add_terrain(spec, cfg)
+    for leg in C.LEGS:
+        foot = spec.geom(leg)
+        calf = spec.body(f"{leg}_calf")
+        calf.add_site(name=f"{leg}_foot", pos=foot.pos)
+        shanks = [g for g in calf.geoms if g.name != leg]
+        for i, g in enumerate(shanks):
+            g.name = f"{leg}_calf{i}"
+            _contact_sensor(spec, f"{leg}_calf{i}_contact", mujoco.mjtObj.mjOBJ_GEOM, g.name)
+        _contact_sensor(spec, f"{leg}_thigh_contact", mujoco.mjtObj.mjOBJ_BODY, f"{leg}_thigh")
+        _contact_sensor(spec, f"{leg}_foot_contact", mujoco.mjtObj.mjOBJ_GEOM, leg)
+    _contact_sensor(spec, C.BASE_CONTACT_SENSOR, mujoco.mjtObj.mjOBJ_BODY, C.BASE_BODY)
+    key = spec.key("home")
+    key.ctrl = np.zeros(C.NUM_JOINTS)  # the stock keyframe's ctrl is a leftover pose, not torques
+    qpos = np.array(key.qpos, dtype=float)
+    qpos[2] = C.INIT_BASE_HEIGHT
+    key.qpos = qpos
+    return spec
+
+
+def build_model(cfg: Go2EnvConfig | None = None) -> mujoco.MjModel:
+    """Compiled model; checks the joint/actuator order the rest of the stack assumes."""
+    m = build_spec(cfg).compile()
+    joints = tuple(m.joint(i).name for i in range(1, m.njnt))
+    acts = tuple(m.actuator(i).name for i in range(m.nu))
+    assert joints == C.JOINT_NAMES, joints
+    assert acts == C.ACTUATOR_NAMES, acts
+    assert abs(m.opt.timestep - C.SIM_DT) < 1e-12, m.opt.timestep
+    assert np.allclose(m.key("home").qpos[7:], C.DEFAULT_JOINT_POS)
+    return m

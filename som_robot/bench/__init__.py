@@ -1,0 +1,1 @@
+"""Benchmarks that write JSON and plots: `python -m som_robot.bench gym ...`."""

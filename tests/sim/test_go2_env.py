@@ -1,0 +1,205 @@
+"""Go2 joystick env: model facts, standing under PD, observation/reward contracts, termination,
+domain randomization (ranges and effect on the physics) and auto-reset. Small N, one thread."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+from sim.go2 import constants as C
+from sim.go2 import randomize as R
+from sim.go2.config import (
+    DEFAULT_CONFIG_PATH,
+    DomainRandConfig,
+    Go2EnvConfig,
+    RewardConfig,
+    load_go2_config,
+)
+from sim.go2.env import Go2VecEnv
+from sim.go2.model import build_model
+from sim.go2.obs import OBS_DIM, OBS_LAYOUT, obs_slices
+from sim.go2.rewards import REWARD_TERMS
+from som_robot.config import ConfigError, to_dict
+from som_robot.envs.vec_env import StepResult, VecEnv
+
+NO_DR = DomainRandConfig(enabled=False)
+# DR on, but only the parameter under test varies.
+QUIET_DR = DomainRandConfig(friction=(0.8, 0.8), added_mass=(0.0, 0.0), com_offset=(0.0, 0.0),
+                            motor_strength=(1.0, 1.0), kp_scale=(1.0, 1.0), kd_scale=(1.0, 1.0),
+                            latency_steps=(0, 0), push_interval_s=0.0, obs_noise={}, init_joint_noise=0.0)
+
+
+def make_env(n: int = 4, seed: int = 0, **cfg_kw: object) -> Go2VecEnv:
+    return Go2VecEnv(Go2EnvConfig(**cfg_kw), num_envs=n, seed=seed, nthread=1)
+
+
+def zeros(env: Go2VecEnv) -> torch.Tensor:
+    return torch.zeros(env.num_envs, env.act_dim)
+
+
+def test_model_has_12_actuators_in_documented_order() -> None:
+    m = build_model()
+    assert (m.nq, m.nv, m.nu) == (19, 18, 12)
+    assert tuple(m.joint(i).name for i in range(1, m.njnt)) == C.JOINT_NAMES
+    # actuator i drives joint i+1 (after the free joint), so ctrl columns follow JOINT_NAMES
+    assert [int(m.actuator_trnid[i, 0]) for i in range(m.nu)] == list(range(1, 13))
+    assert np.allclose(m.actuator_ctrlrange[:, 1], np.tile([23.7, 23.7, 45.43], 4))
+    assert m.opt.timestep == pytest.approx(C.SIM_DT)
+    assert C.DECIMATION == 10
+    assert abs(C.CTRL_DT - 0.02) < 1e-12
+    key = m.key("home")
+    assert np.all(key.ctrl == 0) and np.allclose(key.qpos[7:], C.DEFAULT_JOINT_POS)
+    for name in (*C.FOOT_CONTACT_SENSORS, *C.LEG_COLLISION_SENSORS, C.BASE_CONTACT_SENSOR):
+        assert m.sensor(name).type == mujoco.mjtSensor.mjSENS_CONTACT
+    assert all(m.site(s).id >= 0 for s in C.FOOT_SITES)
+
+
+def test_standing_at_default_pose_keeps_base_height() -> None:
+    env = make_env(domain_rand=NO_DR)
+    env.reset(0)
+    for _ in range(int(2.0 / C.CTRL_DT)):
+        res = env.step(zeros(env))
+        assert not res.terminated.any()
+    z = env.sim.qpos[:, 2]
+    assert np.all(z > 0.8 * C.NOMINAL_BASE_HEIGHT) and np.all(z < C.NOMINAL_BASE_HEIGHT + 0.03), z
+    assert np.abs(env.sim.qpos[:, 7:] - C.DEFAULT_JOINT_POS).max() < 0.2
+    assert np.abs(env.sim.qvel).max() < 0.05  # settled, not oscillating
+
+
+def test_obs_shape_layout_and_finite() -> None:
+    assert OBS_DIM == 45 and [t.name for t in OBS_LAYOUT][:2] == ["gravity", "gyro"]
+    env = make_env(n=3)
+    assert isinstance(env, VecEnv)
+    obs = env.reset(1)
+    assert obs.shape == (3, 45) and obs.dtype == torch.float32 and torch.isfinite(obs).all()
+    g = obs[:, obs_slices()["gravity"]].numpy()
+    assert np.allclose(g, [0, 0, -1], atol=0.2)  # upright at reset (plus noise)
+    res = env.step(torch.rand(3, 12) * 2 - 1)
+    assert isinstance(res, StepResult)
+    for x in (res.obs, res.final_obs):
+        assert x.shape == (3, 45) and torch.isfinite(x).all()
+    assert np.allclose(res.obs[:, obs_slices()["last_action"]].numpy(), res.final_obs[:, -12:].numpy())
+
+
+def test_reward_terms_match_config_and_are_logged() -> None:
+    cfg = Go2EnvConfig()
+    assert set(REWARD_TERMS) == set(cfg.reward.scales)
+    env = make_env(n=2)
+    res = env.step(zeros(env))
+    assert {k.removeprefix("reward/") for k in res.log if k.startswith("reward/")} == set(cfg.reward.scales)
+    total = sum(v for k, v in res.log.items() if k.startswith("reward/"))
+    assert total == pytest.approx(float(res.reward.mean()), abs=1e-6)
+    assert {"tracking/lin_vel_error", "dr/friction", "dr/motor_strength", "dr/latency"} <= set(res.log)
+    with pytest.raises(ConfigError, match="scales"):
+        RewardConfig(scales={"tracking_lin_vel": 1.0})
+
+
+def test_upside_down_base_terminates_and_resets() -> None:
+    env = make_env(n=2, domain_rand=NO_DR)
+    env.reset(0)
+    env.sim.qpos[0, 2] = 0.15
+    env.sim.qpos[0, 3:7] = [0.0, 1.0, 0.0, 0.0]  # rolled 180°: on its back
+    res = env.step(zeros(env))
+    assert res.terminated.tolist() == [True, False] and not res.truncated.any()
+    assert len(res.episode_returns) == 1 and res.episode_lengths == [1]
+    g = obs_slices()["gravity"]
+    assert res.final_obs[0, g][2] > 0.9  # gravity points "up" in the flipped base frame
+    assert res.obs[0, g][2] < -0.9  # the returned obs is already the reset, upright env
+    assert env.ep_len.tolist() == [0, 1]
+
+
+def test_push_kicks_the_base() -> None:
+    dr = replace(QUIET_DR, push_interval_s=C.CTRL_DT, push_vel=1.0)
+    pushed, calm = make_env(n=4, domain_rand=dr), make_env(n=4, domain_rand=QUIET_DR)
+    for env in (pushed, calm):
+        env.reset(0)
+        for _ in range(3):
+            env.step(zeros(env))
+    speed = [np.linalg.norm(e.sim.qvel[:, :2], axis=1).mean() for e in (pushed, calm)]
+    assert speed[0] > 0.2 > speed[1], speed
+
+
+def test_dr_samplers_stay_in_range() -> None:
+    rng, cfg, n = np.random.default_rng(0), DomainRandConfig(), 2000
+    for fn, rng_ in ((R.sample_friction, cfg.friction), (R.sample_added_mass, cfg.added_mass),
+                     (R.sample_com_offset, cfg.com_offset), (R.sample_motor_strength, cfg.motor_strength),
+                     (R.sample_kp_scale, cfg.kp_scale), (R.sample_kd_scale, cfg.kd_scale)):
+        x = fn(rng, cfg, n)
+        assert x.shape[0] == n and x.min() >= rng_[0] and x.max() <= rng_[1] and x.std() > 0, fn.__name__
+    lat = R.sample_latency(rng, cfg, n)
+    assert set(lat.tolist()) == set(range(cfg.latency_steps[0], cfg.latency_steps[1] + 1))
+    push = R.sample_push(rng, cfg, n)
+    assert push.shape == (n, 2) and np.abs(push).max() <= cfg.push_vel
+    assert np.abs(R.sample_init_joint_offset(rng, cfg, n)).max() <= cfg.init_joint_noise
+    noise = R.sample_obs_noise(rng, cfg, n, {t.name: t.dim for t in OBS_LAYOUT})
+    assert set(noise) == set(cfg.obs_noise)
+    assert all(np.abs(v).max() <= cfg.obs_noise[k] for k, v in noise.items())
+    off = R.sample_all(rng, NO_DR, 5)
+    assert np.all(off.motor_strength == 1) and np.all(off.added_mass == 0) and np.all(off.latency == 0)
+
+
+def test_dr_reaches_the_simulation() -> None:
+    env = make_env(n=8, domain_rand=DomainRandConfig())
+    dyn = env.sim.dynamics()
+    assert np.allclose(dyn["friction"], env.dr.friction[:, None])
+    assert np.allclose(dyn["mass"], env.sim.nominal_mass + env.dr.added_mass)
+    assert np.allclose(dyn["ipos"], env.sim.nominal_ipos + env.dr.com_offset)
+    assert np.ptp(dyn["mass"]) > 0.1 and np.ptp(dyn["friction"]) > 0.05
+
+
+def test_weaker_motors_sag_more() -> None:
+    heights = []
+    for s in (1.0, 0.5):
+        env = make_env(n=2, domain_rand=replace(QUIET_DR, motor_strength=(s, s)))
+        env.reset(0)
+        for _ in range(50):
+            env.step(zeros(env))
+        heights.append(env.sim.qpos[:, 2].mean())
+    assert heights[0] - heights[1] > 0.02, heights
+
+
+def test_latency_delays_the_action() -> None:
+    moved = {}
+    for lat in (0, 2):
+        env = make_env(n=2, domain_rand=replace(QUIET_DR, latency_steps=(lat, lat)))
+        env.reset(0)
+        q0, steps = env.sim.qpos[:, 7:].copy(), []
+        for _ in range(3):
+            env.step(torch.ones(2, 12))
+            steps.append(np.abs(env.sim.qpos[:, 7:] - q0).max())
+        moved[lat] = steps
+    assert moved[0][0] > 0.03  # the target moved 0.25 rad: joints follow within one policy step
+    assert max(moved[2][:2]) < 1e-6 and moved[2][2] > 0.03, moved  # ... two steps later when delayed
+
+
+def test_auto_reset_reports_episode_returns() -> None:
+    env = make_env(n=4, episode_length_s=0.1, domain_rand=NO_DR)  # 5 policy steps
+    env.reset(0)
+    rewards = []
+    for _ in range(5):
+        res = env.step(zeros(env))
+        rewards.append(res.reward.numpy())
+    assert res.truncated.all() and not res.terminated.any()
+    assert res.episode_lengths == [5] * 4
+    assert np.allclose(res.episode_returns, np.sum(rewards, axis=0), atol=1e-5)
+    assert env.ep_len.tolist() == [0] * 4 and np.all(env.ep_ret == 0)
+    res = env.step(zeros(env))
+    assert res.episode_returns == [] and not res.truncated.any()
+
+
+def test_rough_terrain_builds_and_steps() -> None:
+    env = make_env(n=2, terrain="rough")
+    assert env.model.nhfield == 1
+    for _ in range(5):
+        res = env.step(torch.zeros(2, 12))
+    assert torch.isfinite(res.obs).all()
+
+
+def test_yaml_defaults_equal_dataclass_defaults() -> None:
+    assert to_dict(load_go2_config(DEFAULT_CONFIG_PATH)) == to_dict(Go2EnvConfig())
+    with pytest.raises(ConfigError, match="frction"):
+        load_go2_config(overrides=["domain_rand.frction=1"])
