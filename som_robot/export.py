@@ -1,0 +1,61 @@
+"""Export SOM's one-step policy to a self-describing ONNX file.
+
+Graph: (obs (B, obs_dim), noise (B, act_dim)) → action (B, act_dim) = clip(z − u(z, 0, 1 | obs)).
+The noise is an input so the runtime decides: zeros for a repeatable action, N(0, I) for the
+stochastic policy. The contract goes into the file's metadata_props.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from som_robot.algos.som import SOM
+from som_robot.contract import METADATA_KEY, PolicyContract
+
+__all__ = ["OneStepPolicy", "export_onnx", "INPUT_NAMES", "OUTPUT_NAMES"]
+
+INPUT_NAMES = ("obs", "noise")
+OUTPUT_NAMES = ("action",)
+
+
+class OneStepPolicy(nn.Module):
+    """The exported module: one MeanFlow evaluation, clipped to the action box."""
+
+    def __init__(self, agent: SOM, action_clip: float = 1.0) -> None:
+        super().__init__()
+        self.actor = agent.actor
+        self.action_clip = action_clip
+
+    def forward(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        return self.actor.sample(obs, noise).clamp(-self.action_clip, self.action_clip)
+
+
+def export_onnx(agent: SOM, contract: PolicyContract, path: str | Path, extra_metadata: dict[str, str] | None = None
+                ) -> Path:
+    """Write `path` (single file, dynamic batch) and embed `contract`; returns the path."""
+    import onnx
+
+    if agent.obs_dim != contract.obs_dim or agent.act_dim != contract.act_dim:
+        raise ValueError(f"agent dims ({agent.obs_dim}, {agent.act_dim}) do not match the contract "
+                         f"({contract.obs_dim}, {contract.act_dim})")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = OneStepPolicy(agent, contract.action_clip).to("cpu").eval()
+    dummy = (torch.zeros(1, contract.obs_dim), torch.zeros(1, contract.act_dim))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # legacy-exporter deprecation notice
+        torch.onnx.export(module, dummy, str(path), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                          dynamic_axes={"obs": {0: "batch"}, "noise": {0: "batch"}, "action": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    model = onnx.load(str(path))
+    meta = {METADATA_KEY: contract.to_json(), "som_robot.algo": "som", **(extra_metadata or {})}
+    for k, v in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

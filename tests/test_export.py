@@ -1,0 +1,78 @@
+"""ONNX export of the one-step policy and the contract check at load time (real ONNX Runtime)."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from som_robot.algos import SOM, SOMConfig
+from som_robot.contract import METADATA_KEY, ContractError, ObsTerm, PolicyContract
+from som_robot.export import export_onnx
+from som_robot.policy_runtime import OnnxPolicy, PolicyInputError
+
+JOINTS = tuple(f"{leg}_{j}_joint" for leg in ("FL", "FR", "RL", "RR") for j in ("hip", "thigh", "calf"))
+CONTRACT = PolicyContract(
+    robot="go2", joint_names=JOINTS, default_pose=(0.0, 0.9, -1.8) * 4, kp=(20.0,) * 12, kd=(0.5,) * 12,
+    torque_limits=(23.7, 23.7, 45.43) * 4, action_scale=0.25,
+    obs_terms=(ObsTerm("projected_gravity", 3), ObsTerm("gyro", 3, 0.25), ObsTerm("command", 3),
+               ObsTerm("joint_pos", 12), ObsTerm("joint_vel", 12, 0.05), ObsTerm("last_action", 12)),
+    control_dt=0.02, sim_dt=0.002)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[SOM, Path]:
+    torch.manual_seed(0)
+    agent = SOM(CONTRACT.obs_dim, CONTRACT.act_dim, SOMConfig(hidden=(64, 64)))
+    torch.nn.init.normal_(agent.actor.net[-1].weight, std=0.3)  # a non-trivial policy
+    path = export_onnx(agent, CONTRACT, tmp_path_factory.mktemp("onnx") / "policy.onnx")
+    return agent, path
+
+
+def test_onnx_matches_torch_and_embeds_the_contract(exported: tuple[SOM, Path]) -> None:
+    agent, path = exported
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert PolicyContract.from_json(meta[METADATA_KEY]) == CONTRACT
+    policy = OnnxPolicy(path, expected=CONTRACT)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        obs = rng.normal(size=CONTRACT.obs_dim).astype(np.float32)
+        z = rng.normal(size=CONTRACT.act_dim).astype(np.float32)
+        with torch.no_grad():
+            ref = agent.actor.sample(torch.from_numpy(obs)[None], torch.from_numpy(z)[None]).clamp(-1, 1)[0]
+        np.testing.assert_allclose(policy(obs, z), ref.numpy(), atol=1e-5)
+    assert np.abs(policy(obs, 10 * z)).max() <= 1.0  # clipped inside the graph
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("joint_names", JOINTS[3:6] + JOINTS[:3] + JOINTS[6:]),  # FL/FR swapped: the classic sim2real bug
+     ("default_pose", (0.0, 0.8, -1.5) * 4), ("kp", (25.0,) * 12), ("action_scale", 0.5),
+     ("control_dt", 0.01), ("obs_terms", CONTRACT.obs_terms[::-1])],
+)
+def test_load_refuses_a_mismatched_robot(exported: tuple[SOM, Path], field: str, value: object) -> None:
+    robot = dataclasses.replace(CONTRACT, **{field: value})
+    with pytest.raises(ContractError, match=f"'{field}'"):
+        OnnxPolicy(exported[1], expected=robot)
+
+
+def test_bad_observations_raise_clear_errors(exported: tuple[SOM, Path]) -> None:
+    policy = OnnxPolicy(exported[1], expected=CONTRACT)
+    with pytest.raises(PolicyInputError, match="shape"):
+        policy(np.zeros(44, np.float32))
+    obs = np.zeros(45, np.float32)
+    obs[10] = np.nan  # 9..21 is joint_pos
+    with pytest.raises(PolicyInputError, match="joint_pos"):
+        policy(obs)
+
+
+def test_file_without_contract_is_refused(tmp_path: Path, exported: tuple[SOM, Path]) -> None:
+    model = onnx.load(str(exported[1]))
+    del model.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(model, str(bare))
+    with pytest.raises(ContractError, match="metadata"):
+        OnnxPolicy(bare)
