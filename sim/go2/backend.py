@@ -19,6 +19,9 @@ from sim.go2 import constants as C
 __all__ = ["BatchSim"]
 
 _NO_STAGE = int(mujoco.mjtStage.mjSTAGE_NONE)
+# mj_step resets a simulation that blows up to the model defaults and counts one of these.
+_BAD_STATE = [int(w) for w in (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
+                               mujoco.mjtWarning.mjWARN_BADQACC)]
 
 
 class BatchSim:
@@ -59,12 +62,16 @@ class BatchSim:
                 "mass": self._mass[sel, self.base], "ipos": self._ipos[sel, self.base]}
 
     def reset(self, ids: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> None:
-        """Clear envs `ids` (warm start, ctrl, applied forces) and set their state."""
+        """Clear envs `ids` (warm start, ctrl, applied forces, warnings) and set their state."""
         ids = np.sort(ids)
         self.batch.reset(ids, keyframe=0, stage=_NO_STAGE)
         self.qpos[ids] = qpos
         self.qvel[ids] = qvel
         self.ctrl[ids] = 0.0
+
+    def unstable(self) -> np.ndarray:
+        """(N,) bool: the simulation diverged (and MuJoCo silently reset it) since its last reset."""
+        return np.any(self.batch.warning[:, _BAD_STATE, 1] > 0, axis=1)
 
     def step(self, nstep: int = 1) -> None:
         """Advance every env by nstep physics steps with the current ctrl."""

@@ -2,11 +2,13 @@
 
     python -m sim.go2.bench --num-envs 64 --steps 100 --nthread 2
 
-All numbers come from one process. The env is stepped first, timing the batch's
-physics calls inside it (so "physics share" is what the Python side costs on top); then
-its own batch is stepped DECIMATION physics steps per call with the last torques held,
-from the states the env just produced. The solver cost depends strongly on the motion
-(elliptic cones, impratio 100): compare numbers from the same call only.
+All numbers come from one process. After a 0.5 s warm-up (spawn drop and landing) the
+batch state is saved and the env is stepped, timing the batch's physics calls inside it
+("physics share": the rest is the Python/numpy side) and recording every torque it sent.
+Then the saved state is restored and the recorded torques are replayed open loop in one
+`Batch.rollout` call: the same model, envs, threads and (up to auto-resets and pushes)
+the same trajectories, with no Python in the loop. The solver cost depends strongly on the
+motion (elliptic cones, impratio 100), so compare numbers from the same call only.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import time
 
+import numpy as np
 import torch
 
 from sim.go2 import constants as C
@@ -26,17 +29,19 @@ __all__ = ["measure_throughput"]
 
 def measure_throughput(num_envs: int = 64, steps: int = 100, nthread: int = 2, action_std: float = 0.3,
                        cfg: Go2EnvConfig | None = None, seed: int = 0) -> dict[str, float]:
-    """Env steps/s (policy steps × envs) vs raw physics steps/s of the env's own batch."""
+    """Env steps/s (policy steps × envs) vs open-loop batched physics steps/s of the same torques."""
     env = Go2VecEnv(cfg, num_envs=num_envs, seed=seed, nthread=nthread)
     gen = torch.Generator().manual_seed(seed)
     acts = [torch.clamp(action_std * torch.randn(num_envs, C.NUM_JOINTS, generator=gen), -1, 1)
             for _ in range(steps)]
     env.reset(seed)
-    for a in acts[: max(1, steps // 10)]:  # warm-up: leave the spawn transient
-        env.step(a)
-    sim_step, phys_s = env.sim.step, [0.0]
+    for _ in range(int(round(0.5 / C.CTRL_DT))):  # warm-up: leave the spawn transient
+        env.step(torch.zeros(num_envs, C.NUM_JOINTS))
+    start = env.sim.batch.state.copy()
+    sim_step, phys_s, torques = env.sim.step, [0.0], []
 
     def timed_step(nstep: int = 1) -> None:
+        torques.append(env.sim.ctrl.copy())
         t = time.perf_counter()
         sim_step(nstep)
         phys_s[0] += time.perf_counter() - t
@@ -47,9 +52,10 @@ def measure_throughput(num_envs: int = 64, steps: int = 100, nthread: int = 2, a
         env.step(a)
     env_s = time.perf_counter() - t0
     env.sim.step = sim_step  # type: ignore[method-assign]
+    control = np.ascontiguousarray(np.stack(torques, axis=1))  # (N, steps·DECIMATION, nu)
+    env.sim.batch.state[:] = start
     t0 = time.perf_counter()
-    for _ in range(steps):
-        env.sim.step(C.DECIMATION)
+    env.sim.batch.rollout(control.shape[1], control, record=("qpos",))
     raw_s = time.perf_counter() - t0
     env.close()
     env_sps = num_envs * steps / env_s

@@ -96,7 +96,7 @@ class Go2VecEnv:
 
         tc = self.cfg.termination
         roll, pitch = roll_pitch(rot)
-        terminated = (np.abs(roll) > tc.max_roll) | (np.abs(pitch) > tc.max_pitch)
+        terminated = (np.abs(roll) > tc.max_roll) | (np.abs(pitch) > tc.max_pitch) | self.sim.unstable()
         if tc.base_contact:
             terminated |= sd[:, self._base_col] > 0
         truncated = (self.ep_len >= self.max_episode_steps) & ~terminated

@@ -8,12 +8,13 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from som_robot.distributed import allreduce_grads, optimizer_params
 from som_robot.nn import MLP
 from som_robot.storage import Batch
 
 QFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (obs (B, S), act (B, d)) → Q (B,)
 
-__all__ = ["QFn", "Algorithm", "TwinQ", "polyak_update", "uniform_actions", "clip_action"]
+__all__ = ["QFn", "Algorithm", "optimizer_step", "TwinQ", "polyak_update", "uniform_actions", "clip_action"]
 
 
 @runtime_checkable
@@ -63,3 +64,14 @@ def uniform_actions(n: int, act_dim: int, device: torch.device | str, gen: torch
 def clip_action(a: torch.Tensor) -> torch.Tensor:
     """All policies act in the [-1, 1] box; envs rescale to their own bounds."""
     return a.clamp(-1.0, 1.0)
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float = 0.0) -> None:
+    """zero_grad → backward → average grads across ranks (torchrun) → optional clip → step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    params = optimizer_params(opt)
+    allreduce_grads(params)
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()

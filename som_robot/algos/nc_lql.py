@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from som_robot.algos.common import TwinQ, polyak_update
+from som_robot.algos.common import TwinQ, optimizer_step, polyak_update
 from som_robot.config import check
 from som_robot.nn import TimeEmbedding
 from som_robot.storage import Batch
@@ -139,17 +139,13 @@ class NCLQL:
             q_bar = 0.5 * sum(self.critic(b.obs, b.act, clean))  # pre-update smoothing target
         q1, q2 = self.critic(b.obs, b.act, clean)
         td = (q1 - y).pow(2).mean() + (q2 - y).pow(2).mean()
-        self.opt.zero_grad(set_to_none=True)
-        td.backward()
-        self.opt.step()
+        optimizer_step(self.opt, td)
 
         lvl = torch.randint(0, c.num_levels - 1, (B, 1), device=self.device)
         a_l = b.act + self.sigmas[lvl] * torch.randn_like(b.act)
         s1, s2 = self.critic(b.obs, a_l, lvl.float())
         sm = (s1 - q_bar).pow(2).mean() + (s2 - q_bar).pow(2).mean()
-        self.opt.zero_grad(set_to_none=True)
-        sm.backward()
-        self.opt.step()
+        optimizer_step(self.opt, sm)
         polyak_update(self.critic_targ, self.critic, c.tau)
         self.num_updates += 1
         return {"losses/critic": td.item(), "losses/smoothing": sm.item(), "values/q_mean": q1.mean().item()}

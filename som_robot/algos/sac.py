@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from som_robot.algos.common import QFn, TwinQ, polyak_update
+from som_robot.algos.common import QFn, TwinQ, optimizer_step, polyak_update
 from som_robot.config import check
 from som_robot.nn import MLP
 from som_robot.storage import Batch
@@ -108,9 +108,7 @@ class SAC:
 
     @staticmethod
     def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(opt, loss)
 
     def update(self, b: Batch) -> dict[str, float]:
         """Critic TD step with the soft target, then actor and temperature steps."""

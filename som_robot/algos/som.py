@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import torch
 
-from som_robot.algos.common import QFn, TwinQ, clip_action, polyak_update
+from som_robot.algos.common import QFn, TwinQ, clip_action, optimizer_step, polyak_update
 from som_robot.config import check
 from som_robot.nn.meanflow import MeanFlowNet, adaptive_l2, meanflow_target
 from som_robot.storage import Batch
@@ -318,12 +318,8 @@ class SOM:
         self.num_updates += 1
         return m | ma
 
-    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module) -> None:
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), self.cfg.grad_clip)
-        opt.step()
+    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module | None = None) -> None:
+        optimizer_step(opt, loss, self.cfg.grad_clip)
 
     # ----- persistence / export -----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

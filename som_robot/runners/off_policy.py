@@ -18,6 +18,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from som_robot import distributed as dist
 from som_robot.algos import ALGOS, Algorithm
 from som_robot.algos.common import uniform_actions
 from som_robot.config import dump_yaml
@@ -25,7 +26,7 @@ from som_robot.envs import GymVecEnv, VecEnv
 from som_robot.runners.config import ExperimentConfig, RunnerConfig
 from som_robot.storage import ReplayBuffer
 
-__all__ = ["OffPolicyRunner", "resolve_device", "make_algo", "evaluate", "run_experiment"]
+__all__ = ["OffPolicyRunner", "resolve_device", "make_algo", "evaluate", "run_experiment", "shard_envs"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -68,27 +69,35 @@ class OffPolicyRunner:
         self.env, self.eval_env = env, eval_env
         self.device = env.device
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.rank, self.world = dist.rank(), dist.world_size()
+        self.main = self.rank == 0  # only rank 0 logs, evaluates and writes files
         self.algo = algo or make_algo(exp, env.obs_dim, env.act_dim, self.device, self.cfg.seed)
-        self.buffer = ReplayBuffer(env.obs_dim, env.act_dim, self.cfg.buffer_size, self.device, self.cfg.seed)
-        self.gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 1)
-        self.step = 0  # env steps so far, summed over envs
+        for module in vars(self.algo).values():  # identical start on every rank
+            if isinstance(module, torch.nn.Module):
+                dist.broadcast_module(module)
+        torch.manual_seed(self.cfg.seed + 7919 * self.rank)  # independent sampling noise per rank
+        seed = self.cfg.seed + 7919 * self.rank
+        self.buffer = ReplayBuffer(env.obs_dim, env.act_dim, self.cfg.buffer_size, self.device, seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.step = 0  # env steps so far, summed over envs and ranks
         self.update_credit = 0.0
         self.history: list[dict[str, Any]] = []
-        dump_yaml(exp.to_dict(), self.run_dir / "config.yaml")
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            dump_yaml(exp.to_dict(), self.run_dir / "config.yaml")
 
     # --------------------------------------------------------------------------------------------
     def learn(self) -> dict[str, Any]:
         """Train until `total_steps`; returns a summary (final and best evaluation return)."""
         cfg, n = self.cfg, self.env.num_envs
-        writer = SummaryWriter(str(self.run_dir / "tb"))
-        obs = self.env.reset(seed=cfg.seed)
+        writer = SummaryWriter(str(self.run_dir / "tb")) if self.main else None
+        obs = self.env.reset(seed=cfg.seed + 7919 * self.rank)
         metrics: dict[str, float] = {}
         ep_returns: list[float] = []
         next_log, next_eval, next_ckpt = self._next(cfg.log_every), self._next(cfg.eval_every), \
             self._next(cfg.checkpoint_every)
         t0, s0 = time.perf_counter(), self.step
-        bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not cfg.progress, unit="step",
+        bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not (cfg.progress and self.main), unit="step",
                    desc=f"{self.exp.algo}:{cfg.env}", dynamic_ncols=True)
         stop = False
         while self.step < cfg.total_steps and not stop:
@@ -100,8 +109,8 @@ class OffPolicyRunner:
             res = self.env.step(act)
             self.buffer.add(obs, act, res.reward, res.final_obs, res.terminated)
             obs = res.obs
-            self.step += n
-            bar.update(n)
+            self.step += n * self.world
+            bar.update(n * self.world)
             ep_returns.extend(res.episode_returns)
             if learning and len(self.buffer) >= cfg.batch_size:
                 self.update_credit += cfg.utd * n
@@ -111,17 +120,24 @@ class OffPolicyRunner:
             if self.step >= next_log:
                 next_log += cfg.log_every
                 sps = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
-                self._log(writer, metrics | res.log | {"charts/sps": sps}, ep_returns)
+                if writer is not None:
+                    self._log(writer, metrics | res.log | {"charts/sps": sps}, ep_returns)
                 ep_returns = []
             if cfg.eval_every and self.step >= next_eval:
                 next_eval += cfg.eval_every
-                ret = self._evaluate(writer)
-                bar.set_postfix(eval=f"{ret:.1f}")
-                stop = cfg.stop_return is not None and ret >= cfg.stop_return
+                if writer is not None:
+                    ret = self._evaluate(writer)
+                    bar.set_postfix(eval=f"{ret:.1f}")
+                    stop = cfg.stop_return is not None and ret >= cfg.stop_return
+                stop = dist.broadcast_flag(stop, self.device)
             if cfg.checkpoint_every and self.step >= next_ckpt:
                 next_ckpt += cfg.checkpoint_every
-                self.save()
+                if self.main:
+                    self.save()
         bar.close()
+        if writer is None:  # not rank 0: nothing to report
+            return {"algo": self.exp.algo, "env": cfg.env, "seed": cfg.seed, "steps": self.step, "rank": self.rank,
+                    "updates": getattr(self.algo, "num_updates", 0)}
         if not self.history or self.history[-1]["step"] != self.step:
             self._evaluate(writer)
         self.save()
@@ -129,7 +145,8 @@ class OffPolicyRunner:
         summary = {"algo": self.exp.algo, "env": cfg.env, "seed": cfg.seed, "steps": self.step,
                    "final_return": self.history[-1]["eval_return"],
                    "best_return": max(h["eval_return"] for h in self.history),
-                   "wall_s": time.perf_counter() - t0, "updates": getattr(self.algo, "num_updates", 0)}
+                   "wall_s": time.perf_counter() - t0, "updates": getattr(self.algo, "num_updates", 0),
+                   "world_size": self.world}
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
@@ -189,9 +206,12 @@ def run_experiment(exp: ExperimentConfig, resume: Path | None = None) -> dict[st
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     device = resolve_device(cfg.device)
+    distributed = dist.init_from_env(device)
+    if device.type == "cuda" and distributed:
+        device = torch.device("cuda", torch.cuda.current_device())
     name = cfg.run_name or f"{cfg.env}__{exp.algo}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    env = GymVecEnv(cfg.env, cfg.num_envs, device)
-    eval_env = GymVecEnv(cfg.env, min(cfg.eval_episodes, 10), device)
+    env = GymVecEnv(cfg.env, shard_envs(cfg.num_envs), device)
+    eval_env = GymVecEnv(cfg.env, min(cfg.eval_episodes, 10), device) if dist.is_main() else None
     runner = OffPolicyRunner(exp, env, eval_env, Path(cfg.run_dir) / name)
     if resume is not None:
         runner.load(resume)
@@ -199,4 +219,14 @@ def run_experiment(exp: ExperimentConfig, resume: Path | None = None) -> dict[st
         return runner.learn()
     finally:
         env.close()
-        eval_env.close()
+        if eval_env is not None:
+            eval_env.close()
+        dist.shutdown()
+
+
+def shard_envs(num_envs: int) -> int:
+    """This rank's share of `num_envs` (the config counts envs over all ranks)."""
+    world = dist.world_size()
+    if num_envs % world:
+        raise ValueError(f"runner.num_envs={num_envs} is not divisible by the {world} torchrun processes")
+    return num_envs // world

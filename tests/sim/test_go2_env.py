@@ -4,6 +4,7 @@ domain randomization (ranges and effect on the physics) and auto-reset. Small N,
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -203,3 +204,12 @@ def test_yaml_defaults_equal_dataclass_defaults() -> None:
     assert to_dict(load_go2_config(DEFAULT_CONFIG_PATH)) == to_dict(Go2EnvConfig())
     with pytest.raises(ConfigError, match="frction"):
         load_go2_config(overrides=["domain_rand.frction=1"])
+
+
+def test_diverged_simulation_terminates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # MuJoCo appends its warning to ./MUJOCO_LOG.TXT
+    env = make_env(n=2, domain_rand=NO_DR)
+    env.sim.qvel[1] = 1e12  # MuJoCo resets a diverged simulation and counts a warning
+    res = env.step(zeros(env))
+    assert res.terminated.tolist() == [False, True]
+    assert not env.sim.unstable().any()  # our reset clears the counters
