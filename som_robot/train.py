@@ -1,7 +1,9 @@
 """Training entry point.
 
+    python -m som_robot.train --robot quadruped                       # Go2 joystick, SOM, exports policy.onnx
+    python -m som_robot.train --robot quadruped --steps 20000 --num-envs 16 env.terrain=rough
     python -m som_robot.train --config gym/som.yaml runner.env=Hopper-v5 runner.seed=1
-    python -m som_robot.train --config smoke/inverted_pendulum_som.yaml
+    torchrun --nproc_per_node=2 -m som_robot.train --robot quadruped   # data-parallel, envs sharded per rank
 
 Trailing ``key=value`` arguments override the YAML; the resolved config is saved in the run folder.
 """
@@ -13,14 +15,18 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "ROBOTS"]
+
+ROBOTS = {"quadruped": "quadruped/som.yaml"}  # --robot name → experiment config
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m som_robot.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--robot", choices=sorted(ROBOTS), help="train the robot's default task (overrides --config)")
     p.add_argument("--config", default="gym/som.yaml", help="YAML file (path, or relative to configs/)")
     p.add_argument("--steps", type=int, help="shorthand for runner.total_steps")
+    p.add_argument("--num-envs", type=int, help="shorthand for runner.num_envs (over all torchrun ranks)")
     p.add_argument("--seed", type=int, help="shorthand for runner.seed")
     p.add_argument("--device", help="shorthand for runner.device (auto|cpu|cuda)")
     p.add_argument("--resume", type=Path, help="checkpoint to resume from")
@@ -33,10 +39,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     from som_robot.runners import load_experiment, run_experiment
 
     overrides = list(args.overrides)
-    for flag, key in ((args.steps, "runner.total_steps"), (args.seed, "runner.seed"), (args.device, "runner.device")):
+    for flag, key in ((args.steps, "runner.total_steps"), (args.seed, "runner.seed"), (args.device, "runner.device"),
+                      (args.num_envs, "runner.num_envs")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
-    summary = run_experiment(load_experiment(args.config, overrides), resume=args.resume)
+    config = ROBOTS[args.robot] if args.robot else args.config
+    summary = run_experiment(load_experiment(config, overrides), resume=args.resume)
     print(json.dumps(summary, indent=2))
     return summary
 

@@ -6,9 +6,9 @@ each step, rather than from derived fields, which lag one physics step.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
+
+from som_robot.contract import ObsTerm  # one definition, shared with the exported contract
 
 __all__ = [
     "ObsTerm",
@@ -20,14 +20,6 @@ __all__ = [
     "roll_pitch",
     "build_obs",
 ]
-
-
-class ObsTerm(NamedTuple):
-    """One block of the observation vector: raw physical value × scale."""
-
-    name: str
-    dim: int
-    scale: float
 
 
 # Order matters: it is the network input layout on the robot.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from som_robot.algos import ALGOS
 from som_robot.config import ConfigError, apply_overrides, check, from_dict, load_yaml, to_dict
 
-__all__ = ["RunnerConfig", "ExperimentConfig", "load_experiment", "CONFIG_DIR"]
+__all__ = ["RunnerConfig", "ExperimentConfig", "load_experiment", "experiment_from_dict", "CONFIG_DIR", "ROBOT_ENVS"]
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -19,7 +19,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 class RunnerConfig:
     """The off-policy loop: data collection, replay, evaluation, logging, checkpoints."""
 
-    env: str = "InvertedPendulum-v5"  # Gymnasium id
+    env: str = "InvertedPendulum-v5"  # Gymnasium id, or a robot task in ROBOT_ENVS (go2_joystick)
     num_envs: int = 1  # parallel envs stepped per iteration
     total_steps: int = 100_000  # env steps (summed over envs)
     warmup_steps: int = 5_000  # uniform-random env steps before learning starts
@@ -58,9 +58,13 @@ class ExperimentConfig:
     algo: str
     params: Any  # SOMConfig | NCLQLConfig | SACConfig, chosen by `algo`
     runner: RunnerConfig = field(default_factory=RunnerConfig)
+    env: Any = None  # robot env config (e.g. Go2EnvConfig) when runner.env names a robot task
 
     def to_dict(self) -> dict[str, Any]:
-        return {"algo": self.algo, "params": to_dict(self.params), "runner": to_dict(self.runner)}
+        out = {"algo": self.algo, "params": to_dict(self.params), "runner": to_dict(self.runner)}
+        if self.env is not None:
+            out["env"] = to_dict(self.env)
+        return out
 
 
 def _read_with_base(path: Path) -> dict[str, Any]:
@@ -85,15 +89,32 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     """Validate a raw mapping into an ExperimentConfig."""
     data = dict(data)
-    unknown = sorted(set(data) - {"algo", "params", "runner"})
+    unknown = sorted(set(data) - {"algo", "params", "runner", "env"})
     if unknown:
-        raise ConfigError(f"unknown config key '{unknown[0]}'; valid keys: ['algo', 'params', 'runner']")
+        raise ConfigError(f"unknown config key '{unknown[0]}'; valid keys: ['algo', 'env', 'params', 'runner']")
     name = data.get("algo")
     if name not in ALGOS:
         raise ConfigError(f"config key 'algo': {name!r} is not one of {sorted(ALGOS)}")
     params = from_dict(ALGOS[name][0], data.get("params"), prefix="params")
     runner = from_dict(RunnerConfig, data.get("runner"), prefix="runner")
-    return ExperimentConfig(name, params, runner)
+    env = None
+    if runner.env in ROBOT_ENVS:
+        env = ROBOT_ENVS[runner.env](data.get("env") or {})
+    elif data.get("env"):
+        raise ConfigError(f"config key 'env': only robot tasks {sorted(ROBOT_ENVS)} take an env section")
+    return ExperimentConfig(name, params, runner, env)
+
+
+def _go2_joystick(overrides: dict[str, Any]) -> Any:
+    """Go2EnvConfig: configs/quadruped/go2_joystick.yaml updated by the experiment's `env:` section."""
+    from sim.go2.config import Go2EnvConfig
+
+    base = load_yaml(CONFIG_DIR / "quadruped" / "go2_joystick.yaml")
+    return from_dict(Go2EnvConfig, _merge(base, overrides), prefix="env")
+
+
+# Robot tasks (name in runner.env → env-config builder); anything else is a Gymnasium id.
+ROBOT_ENVS: dict[str, Callable[[dict[str, Any]], Any]] = {"go2_joystick": _go2_joystick}
 
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:

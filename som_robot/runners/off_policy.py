@@ -19,10 +19,11 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from som_robot import distributed as dist
-from som_robot.algos import ALGOS, Algorithm
+from som_robot.algos import ALGOS, SOM, Algorithm
 from som_robot.algos.common import uniform_actions
 from som_robot.config import dump_yaml
-from som_robot.envs import GymVecEnv, VecEnv
+from som_robot.envs import VecEnv
+from som_robot.envs.factory import env_contract, make_vec_env
 from som_robot.runners.config import ExperimentConfig, RunnerConfig
 from som_robot.storage import ReplayBuffer
 
@@ -210,13 +211,22 @@ def run_experiment(exp: ExperimentConfig, resume: Path | None = None) -> dict[st
     if device.type == "cuda" and distributed:
         device = torch.device("cuda", torch.cuda.current_device())
     name = cfg.run_name or f"{cfg.env}__{exp.algo}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    env = GymVecEnv(cfg.env, shard_envs(cfg.num_envs), device)
-    eval_env = GymVecEnv(cfg.env, min(cfg.eval_episodes, 10), device) if dist.is_main() else None
+    env = make_vec_env(cfg.env, exp.env, shard_envs(cfg.num_envs), device, cfg.seed + 7919 * dist.rank())
+    eval_env = make_vec_env(cfg.env, exp.env, min(cfg.eval_episodes, 10), device, 10_000 + cfg.seed) \
+        if dist.is_main() else None
     runner = OffPolicyRunner(exp, env, eval_env, Path(cfg.run_dir) / name)
     if resume is not None:
         runner.load(resume)
     try:
-        return runner.learn()
+        summary = runner.learn()
+        contract = env_contract(cfg.env)
+        if dist.is_main() and contract is not None and isinstance(runner.algo, SOM):
+            from som_robot.export import export_onnx
+
+            summary["policy"] = str(export_onnx(runner.algo, contract, runner.run_dir / "policy.onnx",
+                                                {"som_robot.env": cfg.env, "som_robot.steps": str(runner.step)}))
+            (runner.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
     finally:
         env.close()
         if eval_env is not None:

@@ -213,3 +213,16 @@ def test_diverged_simulation_terminates(tmp_path: Path, monkeypatch: pytest.Monk
     res = env.step(zeros(env))
     assert res.terminated.tolist() == [False, True]
     assert not env.sim.unstable().any()  # our reset clears the counters
+
+
+def test_contract_matches_the_model_and_the_env() -> None:
+    from sim.go2.contract import go2_contract
+    from sim.go2.model import build_model
+
+    c = go2_contract()
+    m = build_model()
+    assert c.obs_dim == 45 and c.act_dim == m.nu == 12
+    assert c.torque_limits == tuple(float(x) for x in m.actuator_ctrlrange[:, 1])
+    names = tuple(m.joint(m.actuator_trnid[i, 0]).name for i in range(m.nu))
+    assert c.joint_names == names
+    assert c.decimation == 10

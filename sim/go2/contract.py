@@ -1,0 +1,21 @@
+"""The Go2 policy contract: what an exported policy embeds and the onboard daemon checks."""
+
+from __future__ import annotations
+
+from sim.go2.constants import ACTION_SCALE, CTRL_DT, DEFAULT_JOINT_POS, JOINT_NAMES, KD, KP, NUM_JOINTS, SIM_DT
+from sim.go2.obs import OBS_LAYOUT
+from som_robot.contract import PolicyContract
+
+__all__ = ["go2_contract", "TORQUE_LIMITS"]
+
+# Motor limits of the MJCF actuators (N·m): hip, thigh, calf per leg.
+TORQUE_LIMITS: tuple[float, ...] = (23.7, 23.7, 45.43) * 4
+
+
+def go2_contract() -> PolicyContract:
+    """Contract of a policy trained on `Go2VecEnv` (joint order, pose, gains, layout, rates)."""
+    return PolicyContract(
+        robot="unitree_go2", joint_names=JOINT_NAMES, default_pose=tuple(float(x) for x in DEFAULT_JOINT_POS),
+        kp=(float(KP),) * NUM_JOINTS, kd=(float(KD),) * NUM_JOINTS, torque_limits=TORQUE_LIMITS,
+        action_scale=float(ACTION_SCALE), obs_terms=tuple(OBS_LAYOUT), control_dt=float(CTRL_DT),
+        sim_dt=float(SIM_DT))
