@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 train: $(STAMP)
-	$(PY) -m som_robot.train $(ARGS)
+	$(PY) -m som_robot.train --robot quadruped $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -311,14 +311,14 @@ class SOM:
     def update(self, b: Batch) -> dict[str, float]:
         """One critic step, Polyak targets, one actor step."""
         closs, m = self.critic_loss(b)
-        self._step(self.critic_opt, closs, self.critic)
+        self._step(self.critic_opt, closs)
         polyak_update(self.critic_targ, self.critic, self.cfg.tau)
         aloss, ma = self.actor_loss(b)
-        self._step(self.actor_opt, aloss, self.actor)
+        self._step(self.actor_opt, aloss)
         self.num_updates += 1
         return m | ma
 
-    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module | None = None) -> None:
+    def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer_step(opt, loss, self.cfg.grad_clip)
 
     # ----- persistence / export -----------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from som_robot.algos import ALGOS, SOM
+from som_robot.algos import SOM
 from som_robot.algos.som import linear_path_velocity, mc_score, noise_schedule, sample_rt
 from som_robot.envs import GymVecEnv
 from som_robot.nn.meanflow import adaptive_l2, meanflow_target
@@ -184,6 +184,3 @@ def run_gym_bench(algos: Sequence[str], envs: Sequence[str], steps: int, seeds: 
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results
 
-
-def known_algos() -> list[str]:
-    return sorted(ALGOS)

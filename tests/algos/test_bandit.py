@@ -30,7 +30,7 @@ def test_som_covers_both_modes_sac_collapses_to_one() -> None:
     for _ in range(1500):
         buffer_actions = torch.rand(B, 1) * 2 - 1  # what a replay buffer of uniform exploration holds
         loss, _ = som.actor_loss(Batch(obs, buffer_actions, torch.zeros(B), obs, torch.zeros(B)), q_fn=bandit_q)
-        som._step(som.actor_opt, loss, som.actor)
+        som._step(som.actor_opt, loss)
         aloss, logp = sac.actor_loss(obs, q_fn=bandit_q)
         sac._step(sac.actor_opt, aloss)
         sac._step(sac.alpha_opt, -(sac.log_alpha * (logp.detach() + sac.target_entropy)).mean())
