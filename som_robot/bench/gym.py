@@ -180,7 +180,7 @@ def run_gym_bench(algos: Sequence[str], envs: Sequence[str], steps: int, seeds: 
         results["timing"][env] = {"inference_batch1_cpu": time_inference(agents, dims[0], timing_n),
                                   "update": time_updates(agents, dims[0], dims[1])}
         (out / "results.json").write_text(json.dumps(results, indent=2))
-    plot_curves(curves, out / "learning_curves.png")
+        plot_curves(curves, out / "learning_curves.png")  # after every env: partial runs still leave a plot
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results
 
