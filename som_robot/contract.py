@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ContractError", "ObsTerm", "PolicyContract", "METADATA_KEY", "CONTRACT_VERSION"]
+__all__ = ["ContractError", "ObsTerm", "PolicyContract", "term_slices", "METADATA_KEY", "CONTRACT_VERSION"]
 
 METADATA_KEY = "som_robot.contract"
 CONTRACT_VERSION = 1
@@ -32,6 +32,15 @@ class ObsTerm:
     name: str
     dim: int
     scale: float = 1.0
+
+
+def term_slices(terms: Sequence[ObsTerm]) -> dict[str, slice]:
+    """Name → slice of the flat observation vector built from `terms` in order."""
+    out, i = {}, 0
+    for t in terms:
+        out[t.name] = slice(i, i + t.dim)
+        i += t.dim
+    return out
 
 
 @dataclass(frozen=True)
@@ -76,11 +85,7 @@ class PolicyContract:
 
     def obs_slices(self) -> dict[str, slice]:
         """Name → slice of the flat observation vector."""
-        out, i = {}, 0
-        for t in self.obs_terms:
-            out[t.name] = slice(i, i + t.dim)
-            i += t.dim
-        return out
+        return term_slices(self.obs_terms)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

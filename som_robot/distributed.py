@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import torch
 import torch.distributed as dist
 
-__all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_main", "allreduce_grads",
+__all__ = ["init_from_env", "is_distributed", "rank", "world_size", "is_main", "rank_seed", "allreduce_grads",
            "broadcast_module", "broadcast_flag", "shutdown"]
 
 
@@ -43,6 +43,11 @@ def world_size() -> int:
 
 def is_main() -> bool:
     return rank() == 0
+
+
+def rank_seed(seed: int) -> int:
+    """This rank's seed for envs, replay sampling and action noise (rank 0 keeps `seed`)."""
+    return seed + 7919 * rank()
 
 
 def allreduce_grads(params: Iterable[torch.nn.Parameter]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from som_robot.contract import ObsTerm  # one definition, shared with the exported contract
+from som_robot.contract import ObsTerm, term_slices  # one definition, shared with the exported contract
 
 __all__ = [
     "ObsTerm",
@@ -36,11 +36,7 @@ OBS_DIM = sum(t.dim for t in OBS_LAYOUT)
 
 def obs_slices() -> dict[str, slice]:
     """Name → columns of the observation vector."""
-    out, i = {}, 0
-    for t in OBS_LAYOUT:
-        out[t.name] = slice(i, i + t.dim)
-        i += t.dim
-    return out
+    return term_slices(OBS_LAYOUT)
 
 
 def quat_to_rotmat(q: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from som_robot.storage import Batch
 
 QFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (obs (B, S), act (B, d)) → Q (B,)
 
-__all__ = ["QFn", "Algorithm", "optimizer_step", "TwinQ", "polyak_update", "uniform_actions", "clip_action"]
+__all__ = ["QFn", "Algorithm", "best_of", "optimizer_step", "TwinQ", "polyak_update", "uniform_actions", "clip_action"]
 
 
 @runtime_checkable
@@ -64,6 +64,18 @@ def uniform_actions(n: int, act_dim: int, device: torch.device | str, gen: torch
 def clip_action(a: torch.Tensor) -> torch.Tensor:
     """All policies act in the [-1, 1] box; envs rescale to their own bounds."""
     return a.clamp(-1.0, 1.0)
+
+
+@torch.no_grad()
+def best_of(obs: torch.Tensor, n: int, sample: Callable[[torch.Tensor], torch.Tensor], q_fn: QFn) -> torch.Tensor:
+    """n candidates per state from `sample` in one batched call; keep each state's argmax of `q_fn`."""
+    if n == 1:
+        return sample(obs)
+    B = obs.shape[0]
+    obs_rep = obs.repeat_interleave(n, dim=0)
+    cand = sample(obs_rep)
+    q = q_fn(obs_rep, cand).reshape(B, n)
+    return cand.reshape(B, n, -1)[torch.arange(B, device=obs.device), q.argmax(dim=1)]
 
 
 def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float = 0.0) -> None:

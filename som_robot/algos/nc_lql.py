@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from som_robot.algos.common import TwinQ, optimizer_step, polyak_update
+from som_robot.algos.common import TwinQ, best_of, optimizer_step, polyak_update
 from som_robot.config import check
 from som_robot.nn import TimeEmbedding
 from som_robot.storage import Batch
@@ -119,13 +119,8 @@ class NCLQL:
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """One ALD chain per state, or P chains and the best under the clean min Q."""
         P = self.cfg.eval_particles if deterministic else self.cfg.num_particles
-        if P == 1:
-            return self.langevin(obs)
-        B = obs.shape[0]
-        obs_rep = obs.repeat_interleave(P, dim=0)
-        cand = self.langevin(obs_rep)
-        q = torch.minimum(*self.critic(obs_rep, cand, self._level(B * P, self.clean))).reshape(B, P)
-        return cand.reshape(B, P, -1)[torch.arange(B, device=self.device), q.argmax(1)]
+        return best_of(obs, P, self.langevin,
+                       lambda s, a: torch.minimum(*self.critic(s, a, self._level(s.shape[0], self.clean))))
 
     def update(self, b: Batch) -> dict[str, float]:
         """Adam step on the clean-level TD loss, then one on the smoothing loss; Polyak targets."""

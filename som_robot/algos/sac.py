@@ -106,10 +106,6 @@ class SAC:
             q = q_fn(obs, a)
         return (self.alpha * logp - q).mean(), logp
 
-    @staticmethod
-    def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-        optimizer_step(opt, loss)
-
     def update(self, b: Batch) -> dict[str, float]:
         """Critic TD step with the soft target, then actor and temperature steps."""
         c, alpha = self.cfg, self.alpha
@@ -119,13 +115,13 @@ class SAC:
             y = c.reward_scale * b.rew + c.gamma * (1.0 - b.done) * q_next
         q1, q2 = self.critic(b.obs, b.act)
         closs = (q1 - y).pow(2).mean() + (q2 - y).pow(2).mean()
-        self._step(self.critic_opt, closs)
+        optimizer_step(self.critic_opt, closs)
         polyak_update(self.critic_targ, self.critic, c.tau)
 
         aloss, logp = self.actor_loss(b.obs)
-        self._step(self.actor_opt, aloss)
+        optimizer_step(self.actor_opt, aloss)
         if c.autotune:
-            self._step(self.alpha_opt, -(self.log_alpha * (logp.detach() + self.target_entropy)).mean())
+            optimizer_step(self.alpha_opt, -(self.log_alpha * (logp.detach() + self.target_entropy)).mean())
         self.num_updates += 1
         return {"losses/critic": closs.item(), "losses/actor": aloss.item(), "values/q_mean": q1.mean().item(),
                 "values/alpha": alpha, "values/entropy": -logp.mean().item()}

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import torch
 
-from som_robot.algos.common import QFn, TwinQ, clip_action, optimizer_step, polyak_update
+from som_robot.algos.common import QFn, TwinQ, best_of, clip_action, optimizer_step, polyak_update
 from som_robot.config import check
 from som_robot.nn.meanflow import MeanFlowNet, adaptive_l2, meanflow_target
 from som_robot.storage import Batch
@@ -239,15 +239,9 @@ class SOM:
         return clip_action(self.actor.sample(obs, z))
 
     @torch.no_grad()
-    def best_of(self, obs: torch.Tensor, n: int, critic: torch.nn.Module) -> torch.Tensor:
+    def best_sample(self, obs: torch.Tensor, n: int, critic: torch.nn.Module) -> torch.Tensor:
         """Draw n one-step samples per state in one batched call; keep the argmax of min(Q1, Q2)."""
-        if n == 1:
-            return self.sample(obs)
-        B = obs.shape[0]
-        obs_rep = obs.repeat_interleave(n, dim=0)
-        cand = self.sample(obs_rep)
-        q = torch.minimum(*critic(obs_rep, cand)).reshape(B, n)
-        return cand.reshape(B, n, -1)[torch.arange(B, device=obs.device), q.argmax(dim=1)]
+        return best_of(obs, n, self.sample, lambda s, a: torch.minimum(*critic(s, a)))
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
@@ -257,7 +251,7 @@ class SOM:
             if self.cfg.explore_noise > 0:
                 a = clip_action(a + self.cfg.explore_noise * torch.randn_like(a))
             return a
-        return self.best_of(obs, self.cfg.eval_candidates, self.critic)
+        return self.best_sample(obs, self.cfg.eval_candidates, self.critic)
 
     # ----- losses -------------------------------------------------------------------------------
     def score_q(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
@@ -271,7 +265,7 @@ class SOM:
         """Twin TD loss, y = c_r·r + γ(1−d)·min_i Q̄_i(s', a'), a' a one-step sample (or best of N)."""
         c = self.cfg
         with torch.no_grad():
-            a_next = self.best_of(b.next_obs, c.target_candidates, self.critic_targ)
+            a_next = self.best_sample(b.next_obs, c.target_candidates, self.critic_targ)
             q_next = torch.minimum(*self.critic_targ(b.next_obs, a_next))
             y = c.reward_scale * b.rew + c.gamma * (1.0 - b.done) * q_next
         q1, q2 = self.critic(b.obs, b.act)
@@ -288,20 +282,35 @@ class SOM:
         mask = torch.rand(b.act.shape[0], 1, device=self.device) < 0.5
         return torch.where(mask, pol, b.act)
 
-    def actor_loss(self, b: Batch, q_fn: QFn | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """MeanFlow loss with the score-based PF-ODE teacher velocity (algorithms.md §3.3–3.4)."""
+    def noised_batch(self, b: Batch) -> tuple[torch.Tensor, ...]:
+        """(r, t, μ_t, σ_t, β_t, a_t): times and noised clean actions for one actor step."""
         c = self.cfg
-        obs = b.obs
-        B = obs.shape[0]
+        B = b.obs.shape[0]
         r, t = sample_rt(B, c.t_min, c.t_max, c.ratio_r_eq_t, self.device)
         mu, sigma, beta = noise_schedule(t, c.path, c.beta_min, c.beta_max)
         a_t = mu * self.clean_actions(b) + sigma * torch.randn(B, self.act_dim, device=self.device)
-        score = mc_score(q_fn or self.score_q, obs, a_t, mu, sigma, c.num_proposals, c.alpha, c.q_norm,
-                         1.0 if c.box_target else None, c.score_estimator)
+        return r, t, mu, sigma, beta, a_t
+
+    def estimate_score(self, obs: torch.Tensor, a_t: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,
+                       q_fn: QFn | None = None) -> torch.Tensor:
+        """MC score of the noised Boltzmann target under the configured estimator (see `mc_score`)."""
+        c = self.cfg
+        return mc_score(q_fn or self.score_q, obs, a_t, mu, sigma, c.num_proposals, c.alpha, c.q_norm,
+                        1.0 if c.box_target else None, c.score_estimator)
+
+    def teacher(self, a_t: torch.Tensor, t: torch.Tensor, beta: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        """Stop-gradient PF-ODE velocity of the configured path."""
+        c = self.cfg
         if c.path == "vp":
-            v = teacher_velocity(a_t, score, beta, c.score_scale, c.score_norm).detach()
-        else:
-            v = linear_path_velocity(a_t, t, score).detach()
+            return teacher_velocity(a_t, score, beta, c.score_scale, c.score_norm).detach()
+        return linear_path_velocity(a_t, t, score).detach()
+
+    def actor_loss(self, b: Batch, q_fn: QFn | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """MeanFlow loss with the score-based PF-ODE teacher velocity (algorithms.md §3.3–3.4)."""
+        c, obs = self.cfg, b.obs
+        r, t, mu, sigma, beta, a_t = self.noised_batch(b)
+        score = self.estimate_score(obs, a_t, mu, sigma, q_fn)
+        v = self.teacher(a_t, t, beta, score)
         u, u_tgt = meanflow_target(lambda z, tt: self.actor(obs, z, r, tt), a_t, r, t, v)
         loss = adaptive_l2(u, u_tgt, c.loss_p, c.loss_c)
         return loss, {"losses/actor": loss.item(), "score/norm": score.norm(dim=-1).mean().item(),

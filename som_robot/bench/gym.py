@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from som_robot.algos import SOM
-from som_robot.algos.som import linear_path_velocity, mc_score, noise_schedule, sample_rt
 from som_robot.envs import GymVecEnv
 from som_robot.nn.meanflow import adaptive_l2, meanflow_target
 from som_robot.runners import load_experiment, make_algo, run_experiment
@@ -84,16 +83,12 @@ def time_updates(agents: dict[str, Any], obs_dim: int, act_dim: int, batch: int 
 
 
 def _som_profile(agent: SOM, b: Batch, n: int) -> dict[str, float]:
-    c = agent.cfg
-    r, t = sample_rt(b.obs.shape[0], c.t_min, c.t_max, c.ratio_r_eq_t, agent.device)
-    mu, sigma, _ = noise_schedule(t, c.path, c.beta_min, c.beta_max)
-    a_t = mu * b.act + sigma * torch.randn_like(b.act)
+    r, t, mu, sigma, beta, a_t = agent.noised_batch(b)
 
     def score() -> torch.Tensor:
-        return mc_score(agent.score_q, b.obs, a_t, mu, sigma, c.num_proposals, c.alpha, c.q_norm, 1.0,
-                        c.score_estimator)
+        return agent.estimate_score(b.obs, a_t, mu, sigma)
 
-    v = linear_path_velocity(a_t, t, score()).detach()
+    v = agent.teacher(a_t, t, beta, score())
 
     def jvp_step() -> None:
         u, u_tgt = meanflow_target(lambda z, tt: agent.actor(b.obs, z, r, tt), a_t, r, t, v)

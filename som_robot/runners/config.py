@@ -107,9 +107,9 @@ def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
 
 def _go2_joystick(overrides: dict[str, Any]) -> Any:
     """Go2EnvConfig: configs/quadruped/go2_joystick.yaml updated by the experiment's `env:` section."""
-    from sim.go2.config import Go2EnvConfig
+    from sim.go2.config import DEFAULT_CONFIG_PATH, Go2EnvConfig
 
-    base = load_yaml(CONFIG_DIR / "quadruped" / "go2_joystick.yaml")
+    base = load_yaml(DEFAULT_CONFIG_PATH)
     return from_dict(Go2EnvConfig, _merge(base, overrides), prefix="env")
 
 

@@ -76,10 +76,10 @@ class OffPolicyRunner:
         for module in vars(self.algo).values():  # identical start on every rank
             if isinstance(module, torch.nn.Module):
                 dist.broadcast_module(module)
-        torch.manual_seed(self.cfg.seed + 7919 * self.rank)  # independent sampling noise per rank
-        seed = self.cfg.seed + 7919 * self.rank
-        self.buffer = ReplayBuffer(env.obs_dim, env.act_dim, self.cfg.buffer_size, self.device, seed)
-        self.gen = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.seed = dist.rank_seed(self.cfg.seed)
+        torch.manual_seed(self.seed)  # independent sampling noise per rank
+        self.buffer = ReplayBuffer(env.obs_dim, env.act_dim, self.cfg.buffer_size, self.device, self.seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(self.seed + 1)
         self.step = 0  # env steps so far, summed over envs and ranks
         self.update_credit = 0.0
         self.history: list[dict[str, Any]] = []
@@ -92,7 +92,7 @@ class OffPolicyRunner:
         """Train until `total_steps`; returns a summary (final and best evaluation return)."""
         cfg, n = self.cfg, self.env.num_envs
         writer = SummaryWriter(str(self.run_dir / "tb")) if self.main else None
-        obs = self.env.reset(seed=cfg.seed + 7919 * self.rank)
+        obs = self.env.reset(seed=self.seed)
         metrics: dict[str, float] = {}
         ep_returns: list[float] = []
         next_log, next_eval, next_ckpt = self._next(cfg.log_every), self._next(cfg.eval_every), \
@@ -136,18 +136,16 @@ class OffPolicyRunner:
                 if self.main:
                     self.save()
         bar.close()
-        if writer is None:  # not rank 0: nothing to report
-            return {"algo": self.exp.algo, "env": cfg.env, "seed": cfg.seed, "steps": self.step, "rank": self.rank,
-                    "updates": getattr(self.algo, "num_updates", 0)}
+        summary: dict[str, Any] = {"algo": self.exp.algo, "env": cfg.env, "seed": cfg.seed, "steps": self.step,
+                                   "updates": getattr(self.algo, "num_updates", 0), "world_size": self.world}
+        if writer is None:  # not rank 0: nothing to evaluate or write
+            return summary | {"rank": self.rank}
         if not self.history or self.history[-1]["step"] != self.step:
             self._evaluate(writer)
         self.save()
         writer.close()
-        summary = {"algo": self.exp.algo, "env": cfg.env, "seed": cfg.seed, "steps": self.step,
-                   "final_return": self.history[-1]["eval_return"],
-                   "best_return": max(h["eval_return"] for h in self.history),
-                   "wall_s": time.perf_counter() - t0, "updates": getattr(self.algo, "num_updates", 0),
-                   "world_size": self.world}
+        summary |= {"final_return": self.history[-1]["eval_return"],
+                    "best_return": max(h["eval_return"] for h in self.history), "wall_s": time.perf_counter() - t0}
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
@@ -211,7 +209,7 @@ def run_experiment(exp: ExperimentConfig, resume: Path | None = None) -> dict[st
     if device.type == "cuda" and distributed:
         device = torch.device("cuda", torch.cuda.current_device())
     name = cfg.run_name or f"{cfg.env}__{exp.algo}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    env = make_vec_env(cfg.env, exp.env, shard_envs(cfg.num_envs), device, cfg.seed + 7919 * dist.rank())
+    env = make_vec_env(cfg.env, exp.env, shard_envs(cfg.num_envs), device, dist.rank_seed(cfg.seed))
     eval_env = make_vec_env(cfg.env, exp.env, min(cfg.eval_episodes, 10), device, 10_000 + cfg.seed) \
         if dist.is_main() else None
     runner = OffPolicyRunner(exp, env, eval_env, Path(cfg.run_dir) / name)

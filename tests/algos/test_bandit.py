@@ -8,6 +8,7 @@ SAC tanh-Gaussian actor trained against the same Q collapses onto one.
 import torch
 
 from som_robot.algos import SAC, SOM, SACConfig, SOMConfig
+from som_robot.algos.common import optimizer_step
 from som_robot.storage import Batch
 
 PEAKS = (0.5, -0.5)
@@ -32,8 +33,8 @@ def test_som_covers_both_modes_sac_collapses_to_one() -> None:
         loss, _ = som.actor_loss(Batch(obs, buffer_actions, torch.zeros(B), obs, torch.zeros(B)), q_fn=bandit_q)
         som._step(som.actor_opt, loss)
         aloss, logp = sac.actor_loss(obs, q_fn=bandit_q)
-        sac._step(sac.actor_opt, aloss)
-        sac._step(sac.alpha_opt, -(sac.log_alpha * (logp.detach() + sac.target_entropy)).mean())
+        optimizer_step(sac.actor_opt, aloss)
+        optimizer_step(sac.alpha_opt, -(sac.log_alpha * (logp.detach() + sac.target_entropy)).mean())
 
     som_mass = mass_near_peaks(som.act(torch.zeros(n, 1)))
     sac_mass = mass_near_peaks(sac.act(torch.zeros(n, 1)))
