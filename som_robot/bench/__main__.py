@@ -3,8 +3,13 @@
     python -m som_robot.bench gym --algos som,nc_lql,sac --envs HalfCheetah-v5,Hopper-v5 \\
         --steps 200000 --seeds 3 --out bench_out/gym
 
-Writes results.json (final returns mean ± std over seeds, µs per action at batch 1 on CPU,
-ms per update) and learning_curves.png into --out.
+    python -m som_robot.bench quadruped --minutes 60 --out bench_out/quadruped
+
+gym writes results.json (final returns mean ± std over seeds, µs per action at batch 1 on CPU,
+ms per update) and learning_curves.png into --out. quadruped trains SOM on the Go2 joystick task
+(under a wall-clock budget), then walk-tests the exported policy.onnx through ONNX Runtime at a
+0.5 m/s command (mean vx, falls per minute) and writes results.json, learning_curve.png and
+walk_strip.png.
 """
 
 from __future__ import annotations
@@ -30,7 +35,23 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="override for every algo, e.g. runner.eval_every=5000")
     g.add_argument("--set-algo", action="append", default=[], metavar="ALGO:KEY=VALUE",
                    help="override for one algo, e.g. som:params.num_proposals=32")
+    q = sub.add_parser("quadruped", help="Go2 joystick: train SOM, walk-test and render the exported policy")
+    q.add_argument("--steps", type=int, default=2_000_000)
+    q.add_argument("--minutes", type=float, default=60.0, help="wall-clock training budget (0 = none)")
+    q.add_argument("--out", type=Path, default=Path("bench_out/quadruped"))
+    q.add_argument("--walk-envs", type=int, default=16)
+    q.add_argument("--walk-seconds", type=float, default=20.0)
+    q.add_argument("--no-render", action="store_true")
+    q.add_argument("overrides", nargs="*", help="key=value overrides of configs/quadruped/som.yaml")
     args = p.parse_args(argv)
+    if args.suite == "quadruped":
+        from som_robot.bench.quadruped import run_quadruped_bench
+
+        res = run_quadruped_bench(args.out, args.steps, args.minutes, args.overrides, args.walk_envs,
+                                  args.walk_seconds, not args.no_render)
+        print(json.dumps({k: res[k] for k in ("walk", "final_tracking_lin_vel_error")}, indent=2))
+        print(f"wrote {args.out / 'results.json'}, learning_curve.png, walk_strip.png")
+        return
     from som_robot.bench.gym import run_gym_bench
 
     per_algo: dict[str, list[str]] = {}

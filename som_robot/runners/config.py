@@ -32,6 +32,7 @@ class RunnerConfig:
     checkpoint_every: int = 0  # env steps between checkpoints (0 = only at the end)
     checkpoint_buffer: bool = True  # store the replay buffer in checkpoints for an exact resume
     stop_return: float | None = None  # stop early once an evaluation reaches this return
+    max_minutes: float = 0.0  # wall-clock budget; 0 = none (benchmarks: "the longest run that fits")
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     torch_threads: int = 0  # 0 = leave torch's default
@@ -47,6 +48,7 @@ class RunnerConfig:
         check(self.buffer_size >= self.batch_size, "buffer_size", "must be >= batch_size")
         check(self.utd > 0, "utd", f"must be > 0, got {self.utd}")
         check(self.eval_episodes >= 1, "eval_episodes", "must be >= 1")
+        check(self.max_minutes >= 0, "max_minutes", f"must be >= 0, got {self.max_minutes}")
         check(min(self.eval_every, self.log_every, self.checkpoint_every) >= 0, "eval_every",
               "intervals must be >= 0")
 

@@ -124,12 +124,14 @@ class OffPolicyRunner:
                 if writer is not None:
                     self._log(writer, metrics | res.log | {"charts/sps": sps}, ep_returns)
                 ep_returns = []
+                if cfg.max_minutes:  # wall-clock budget, decided by rank 0 at a step every rank reaches
+                    stop = dist.broadcast_flag(time.perf_counter() - t0 > 60.0 * cfg.max_minutes, self.device)
             if cfg.eval_every and self.step >= next_eval:
                 next_eval += cfg.eval_every
                 if writer is not None:
                     ret = self._evaluate(writer)
                     bar.set_postfix(eval=f"{ret:.1f}")
-                    stop = cfg.stop_return is not None and ret >= cfg.stop_return
+                    stop = stop or (cfg.stop_return is not None and ret >= cfg.stop_return)
                 stop = dist.broadcast_flag(stop, self.device)
             if cfg.checkpoint_every and self.step >= next_ckpt:
                 next_ckpt += cfg.checkpoint_every
