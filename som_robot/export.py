@@ -1,6 +1,8 @@
 """Export SOM's one-step policy to a self-describing ONNX file.
 
-Graph: (obs (B, obs_dim), noise (B, act_dim)) → action (B, act_dim) = clip(z − u(z, 0, 1 | obs)).
+Graph: (obs (B, obs_dim), noise (B, act_dim)) → action (B, act_dim) = clip(z − u(z, 0, 1 | norm(obs))),
+where norm is the agent's empirical observation normaliser when it has one (its statistics become
+graph constants, so the runtime feeds the contract's observation as is).
 The noise is an input so the runtime decides: zeros for a repeatable action, N(0, I) for the
 stochastic policy. The contract goes into the file's metadata_props.
 """
@@ -23,15 +25,16 @@ OUTPUT_NAMES = ("action",)
 
 
 class OneStepPolicy(nn.Module):
-    """The exported module: one MeanFlow evaluation, clipped to the action box."""
+    """The exported module: observation normaliser, one MeanFlow evaluation, clip to the action box."""
 
     def __init__(self, agent: SOM, action_clip: float = 1.0) -> None:
         super().__init__()
         self.actor = agent.actor
+        self.norm = getattr(agent, "obs_norm", None) or nn.Identity()
         self.action_clip = action_clip
 
     def forward(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return self.actor.sample(obs, noise).clamp(-self.action_clip, self.action_clip)
+        return self.actor.sample(self.norm(obs), noise).clamp(-self.action_clip, self.action_clip)
 
 
 def export_onnx(agent: SOM, contract: PolicyContract, path: str | Path, extra_metadata: dict[str, str] | None = None

@@ -76,3 +76,47 @@ def test_file_without_contract_is_refused(tmp_path: Path, exported: tuple[SOM, P
     onnx.save(model, str(bare))
     with pytest.raises(ContractError, match="metadata"):
         OnnxPolicy(bare)
+
+
+def test_observation_normaliser_is_inside_the_graph(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    agent = SOM(CONTRACT.obs_dim, CONTRACT.act_dim, SOMConfig(hidden=(64, 64), obs_norm=True))
+    torch.nn.init.normal_(agent.actor.net[-1].weight, std=0.3)
+    scale = torch.linspace(0.1, 5.0, CONTRACT.obs_dim)
+    for _ in range(10):  # statistics far from (0, 1), so a missing normaliser would show
+        agent.obs_norm.update(3.0 + scale * torch.randn(256, CONTRACT.obs_dim))
+    path = export_onnx(agent, CONTRACT, tmp_path / "normed.onnx")
+    policy = OnnxPolicy(path, expected=CONTRACT)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        obs = (3.0 + scale.numpy() * rng.normal(size=CONTRACT.obs_dim)).astype(np.float32)
+        z = rng.normal(size=CONTRACT.act_dim).astype(np.float32)
+        o, zz = torch.from_numpy(obs)[None], torch.from_numpy(z)[None]
+        with torch.no_grad():
+            ref = agent.actor.sample(agent.normalize(o), zz).clamp(-1, 1)[0].numpy()
+            raw = agent.actor.sample(o, zz).clamp(-1, 1)[0].numpy()
+        np.testing.assert_allclose(policy(obs, z), ref, atol=1e-5)
+        assert np.abs(raw - ref).max() > 1e-3  # the graph's normaliser matters
+
+
+def test_normaliser_merges_batches_exactly() -> None:
+    from som_robot.nn.normalizer import EmpiricalNormalizer
+
+    rng = np.random.default_rng(2)
+    chunks = [rng.normal(loc=i, scale=1 + i, size=(50 + 10 * i, 4)) for i in range(5)]
+    norm = EmpiricalNormalizer(4)
+    for c in chunks:
+        norm.update(torch.from_numpy(c).float())
+    allx = np.concatenate(chunks)
+    np.testing.assert_allclose(norm.mean.numpy(), allx.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(norm.var.numpy(), allx.var(0), rtol=1e-4)
+    assert int(norm.count) == len(allx)
+
+
+def test_onnx_runtime_latency_batch1_one_thread(exported: tuple[SOM, Path]) -> None:
+    from som_robot.bench.onnx_latency import onnx_latency
+
+    lat = onnx_latency(exported[1], n=3000)
+    assert lat["threads"] == 1 and lat["n"] == 3000
+    assert 0 < lat["median_us"] <= lat["p99_us"]
+    assert lat["p99_us"] < 1000  # loose on shared CI; the 20 µs target is measured by `bench onnx`

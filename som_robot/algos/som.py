@@ -16,6 +16,7 @@ The story, following `shared/research/algorithms.md` §3 and §6.1:
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ import torch
 from som_robot.algos.common import QFn, TwinQ, best_of, clip_action, optimizer_step, polyak_update
 from som_robot.config import check
 from som_robot.nn.meanflow import MeanFlowNet, adaptive_l2, meanflow_target
+from som_robot.nn.normalizer import EmpiricalNormalizer
 from som_robot.storage import Batch
 
 __all__ = ["SOMConfig", "SOM", "noise_schedule", "linear_path_velocity", "vp_schedule", "mc_score",
@@ -63,6 +65,7 @@ class SOMConfig:
     target_candidates: int = 1  # best-of-N next action in the TD target under the target critics (1 = one sample)
     explore_noise: float = 0.0  # extra Gaussian action noise while collecting
     grad_clip: float = 0.0  # 0 = off
+    obs_norm: bool = False  # empirical observation normalisation (exported inside the ONNX graph)
 
     def __post_init__(self) -> None:
         for k in ("actor_lr", "critic_lr", "reward_scale", "beta_min", "beta_max", "alpha"):
@@ -229,7 +232,12 @@ class SOM:
         self.critic_targ = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.obs_norm = EmpiricalNormalizer(obs_dim).to(self.device) if cfg.obs_norm else None
         self.num_updates = 0
+
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the networks see: the observation through the normaliser (identity when off)."""
+        return obs if self.obs_norm is None else self.obs_norm(obs)
 
     # ----- acting -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -246,6 +254,7 @@ class SOM:
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """Collect with one sample (+ optional noise); evaluate with best-of-N under min(Q1, Q2)."""
+        obs = self.normalize(obs)
         if not deterministic:
             a = self.sample(obs)
             if self.cfg.explore_noise > 0:
@@ -318,7 +327,10 @@ class SOM:
 
     # ----- update -------------------------------------------------------------------------------
     def update(self, b: Batch) -> dict[str, float]:
-        """One critic step, Polyak targets, one actor step."""
+        """One critic step, Polyak targets, one actor step (on normalised observations)."""
+        if self.obs_norm is not None:
+            self.obs_norm.update(b.obs)
+            b = dataclasses.replace(b, obs=self.obs_norm(b.obs), next_obs=self.obs_norm(b.next_obs))
         closs, m = self.critic_loss(b)
         self._step(self.critic_opt, closs)
         polyak_update(self.critic_targ, self.critic, self.cfg.tau)
@@ -334,9 +346,12 @@ class SOM:
     def state_dict(self) -> dict[str, Any]:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "critic_targ": self.critic_targ.state_dict(), "actor_opt": self.actor_opt.state_dict(),
-                "critic_opt": self.critic_opt.state_dict(), "num_updates": self.num_updates}
+                "critic_opt": self.critic_opt.state_dict(), "num_updates": self.num_updates,
+                **({"obs_norm": self.obs_norm.state_dict()} if self.obs_norm is not None else {})}
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         for k in ("actor", "critic", "critic_targ", "actor_opt", "critic_opt"):
             getattr(self, k).load_state_dict(sd[k])
+        if self.obs_norm is not None:
+            self.obs_norm.load_state_dict(sd["obs_norm"])
         self.num_updates = int(sd["num_updates"])

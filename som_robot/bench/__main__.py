@@ -4,6 +4,7 @@
         --steps 200000 --seeds 3 --out bench_out/gym
 
     python -m som_robot.bench quadruped --minutes 60 --out bench_out/quadruped
+    python -m som_robot.bench onnx --policy runs/.../policy.onnx
 
 gym writes results.json (final returns mean ± std over seeds, µs per action at batch 1 on CPU,
 ms per update) and learning_curves.png into --out. quadruped trains SOM on the Go2 joystick task
@@ -43,7 +44,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     q.add_argument("--walk-seconds", type=float, default=20.0)
     q.add_argument("--no-render", action="store_true")
     q.add_argument("overrides", nargs="*", help="key=value overrides of configs/quadruped/som.yaml")
+    o = sub.add_parser("onnx", help="ONNX Runtime latency of a policy.onnx, batch 1, one thread")
+    o.add_argument("--policy", type=Path, required=True)
+    o.add_argument("-n", type=int, default=20_000)
     args = p.parse_args(argv)
+    if args.suite == "onnx":
+        from som_robot.bench.onnx_latency import onnx_latency
+
+        print(json.dumps(onnx_latency(args.policy, args.n), indent=2))
+        return
     if args.suite == "quadruped":
         from som_robot.bench.quadruped import run_quadruped_bench
 

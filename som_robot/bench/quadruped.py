@@ -155,6 +155,9 @@ def run_quadruped_bench(out: Path, steps: int, minutes: float, overrides: Sequen
         "final_tracking_lin_vel_error": scalars.get("tracking/lin_vel_error", [(0, float("nan"))])[-1][1],
         "walk": {"standing": walk_test(policy, exp.env, 0.0, walk_envs, walk_seconds),
                  "forward_0.5": walk_test(policy, exp.env, 0.5, walk_envs, walk_seconds)}}
+    from som_robot.bench.onnx_latency import onnx_latency
+
+    results["onnx_latency_batch1_1thread"] = onnx_latency(policy)
     if render:
         results["strip"] = str(render_strip(policy, exp.env, out / "walk_strip.png"))
     (out / "results.json").write_text(json.dumps(results, indent=2))
