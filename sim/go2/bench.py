@@ -9,6 +9,12 @@ Then the saved state is restored and the recorded torques are replayed open loop
 `Batch.rollout` call: the same model, envs, threads and (up to auto-resets and pushes)
 the same trajectories, with no Python in the loop. The solver cost depends strongly on the
 motion (elliptic cones, impratio 100), so compare numbers from the same call only.
+
+    python -m sim.go2.bench --backend warp --device cuda --num-envs 4096
+
+times the MuJoCo Warp env (`Go2WarpEnv`) instead: env steps/s after the same warm-up, with the
+device synchronised around the timed loop (on a CPU-only machine it runs on Warp's CPU device,
+which is far slower than MuJoCo C; the figure that matters is the CUDA one).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from sim.go2 import constants as C
 from sim.go2.config import Go2EnvConfig
 from sim.go2.env import Go2VecEnv
 
-__all__ = ["measure_throughput"]
+__all__ = ["measure_throughput", "measure_warp_throughput"]
 
 
 def measure_throughput(num_envs: int = 64, steps: int = 100, nthread: int = 2, action_std: float = 0.3,
@@ -70,6 +76,32 @@ def measure_throughput(num_envs: int = 64, steps: int = 100, nthread: int = 2, a
     }
 
 
+def measure_warp_throughput(num_envs: int = 64, steps: int = 100, device: str = "cuda", action_std: float = 0.3,
+                            cfg: Go2EnvConfig | None = None, seed: int = 0) -> dict[str, float]:
+    """Env steps/s (policy steps × envs) of the MuJoCo Warp env; compilation and the spawn drop excluded."""
+    from sim.go2.env_warp import Go2WarpEnv
+
+    env = Go2WarpEnv(cfg, num_envs=num_envs, seed=seed, device=device)
+    dev = env.device
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    acts = [torch.clamp(action_std * torch.randn(num_envs, C.NUM_JOINTS, generator=gen, device=dev), -1, 1)
+            for _ in range(steps)]
+    env.reset(seed)
+    for _ in range(int(round(0.5 / C.CTRL_DT))):
+        env.step(torch.zeros(num_envs, C.NUM_JOINTS, device=dev))
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    for a in acts:
+        env.step(a)
+    sync()
+    env_s = time.perf_counter() - t0
+    env.close()
+    env_sps = num_envs * steps / env_s
+    return {"backend": "warp", "device": str(dev), "num_envs": num_envs, "steps": steps,
+            "env_steps_per_s": env_sps, "env_physics_steps_per_s": env_sps * C.DECIMATION}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num-envs", type=int, default=64)
@@ -77,8 +109,14 @@ def main() -> None:
     p.add_argument("--nthread", type=int, default=2)
     p.add_argument("--action-std", type=float, default=0.3)
     p.add_argument("--terrain", choices=["flat", "rough"], default="flat")
+    p.add_argument("--backend", choices=["cpu", "warp"], default="cpu")
+    p.add_argument("--device", default="cuda", help="warp backend only: cuda | cpu (Warp's CPU device)")
     a = p.parse_args()
-    res = measure_throughput(a.num_envs, a.steps, a.nthread, a.action_std, Go2EnvConfig(terrain=a.terrain))
+    cfg = Go2EnvConfig(terrain=a.terrain)
+    if a.backend == "warp":
+        res = measure_warp_throughput(a.num_envs, a.steps, a.device, a.action_std, cfg)
+    else:
+        res = measure_throughput(a.num_envs, a.steps, a.nthread, a.action_std, cfg)
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in res.items()}, indent=2))
 
 

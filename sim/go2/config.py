@@ -158,6 +158,7 @@ class Go2EnvConfig:
     """The whole joystick task."""
 
     episode_length_s: float = 20.0
+    backend: Literal["auto", "cpu", "warp"] = "auto"  # simulator; auto: MuJoCo Warp on CUDA, batched MuJoCo C else
     terrain: Literal["flat", "rough"] = "flat"
     rough: RoughTerrainConfig = field(default_factory=RoughTerrainConfig)
     command: CommandConfig = field(default_factory=CommandConfig)

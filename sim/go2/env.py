@@ -15,13 +15,22 @@ import torch
 from sim.go2 import constants as C
 from sim.go2 import randomize as R
 from sim.go2.backend import BatchSim
-from sim.go2.config import DomainRandConfig, Go2EnvConfig
+from sim.go2.config import CommandConfig, DomainRandConfig, Go2EnvConfig
 from sim.go2.model import build_model
-from sim.go2.obs import OBS_DIM, OBS_LAYOUT, build_obs, quat_to_rotmat, roll_pitch, rotate_to_body
+from sim.go2.obs import OBS_DIM, OBS_LAYOUT, Array, array_namespace, base_kinematics, build_obs, roll_pitch, row_norm
 from sim.go2.rewards import RewardState, check_reward_keys, compute_rewards
 from som_robot.envs.vec_env import StepResult
 
-__all__ = ["Go2VecEnv"]
+__all__ = ["Go2VecEnv", "sample_commands"]
+
+
+def sample_commands(rng: object, c: CommandConfig, n: int) -> Array:
+    """(n, 3) uniform (vx, vy, yaw rate); small |v_xy| zeroed. `rng`: numpy Generator or a torch stand-in."""
+    u = rng.uniform  # type: ignore[attr-defined]
+    x, y, yaw = u(*c.lin_vel_x, n), u(*c.lin_vel_y, n), u(*c.ang_vel_yaw, n)
+    cmd = array_namespace(x).stack([x, y, yaw], axis=1)
+    cmd[row_norm(cmd[:, :2]) < c.zero_below, :2] = 0.0
+    return cmd
 
 
 class Go2VecEnv:
@@ -147,12 +156,7 @@ class Go2VecEnv:
 
     def _base_kinematics(self, ids: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, ...]:
         """Rotation, and base-frame linear velocity, angular velocity and gravity direction."""
-        qpos, qvel = self.sim.qpos[ids], self.sim.qvel[ids]
-        rot = quat_to_rotmat(qpos[:, 3:7])
-        lin_vel = rotate_to_body(rot, qvel[:, 0:3])
-        ang_vel = qvel[:, 3:6].copy()  # free joint angular velocity is already in the base frame
-        gravity = rotate_to_body(rot, np.broadcast_to([0.0, 0.0, -1.0], (rot.shape[0], 3)))
-        return rot, lin_vel, ang_vel, gravity
+        return base_kinematics(self.sim.qpos[ids], self.sim.qvel[ids])
 
     def _observe(self, noise: dict[str, np.ndarray] | None = None, ids: np.ndarray | None = None) -> np.ndarray:
         sel = slice(None) if ids is None else ids
@@ -163,11 +167,7 @@ class Go2VecEnv:
         return build_obs(terms, noise)
 
     def _sample_commands(self, n: int) -> np.ndarray:
-        c = self.cfg.command
-        cmd = np.stack([self.rng.uniform(*c.lin_vel_x, n), self.rng.uniform(*c.lin_vel_y, n),
-                        self.rng.uniform(*c.ang_vel_yaw, n)], axis=1)
-        cmd[np.linalg.norm(cmd[:, :2], axis=1) < c.zero_below, :2] = 0.0
-        return cmd
+        return sample_commands(self.rng, self.cfg.command, n)
 
     def _reset_envs(self, ids: np.ndarray) -> None:
         """New DR draw, model parameters, spawn pose and command for envs `ids`."""

@@ -1,4 +1,4 @@
-"""Build the VecEnv an experiment names: a robot task (sim/) or a Gymnasium id."""
+"""Build the VecEnv an experiment names: a robot task (som_robot.envs.registry) or a Gymnasium id."""
 
 from __future__ import annotations
 
@@ -6,24 +6,21 @@ import torch
 
 from som_robot.contract import PolicyContract
 from som_robot.envs.gym_vec import GymVecEnv
+from som_robot.envs.registry import get_task
 from som_robot.envs.vec_env import VecEnv
 
 __all__ = ["make_vec_env", "env_contract"]
 
 
 def make_vec_env(name: str, env_cfg: object, num_envs: int, device: torch.device, seed: int) -> VecEnv:
-    """`env_cfg` is the robot env config (None for Gymnasium)."""
-    if name == "go2_joystick":
-        from sim.go2.env import Go2VecEnv
-
-        return Go2VecEnv(env_cfg, num_envs=num_envs, seed=seed, device=device)  # type: ignore[arg-type]
+    """`env_cfg` is the robot task's config (None for Gymnasium); it also picks the robot's sim backend."""
+    task = get_task(name)
+    if task is not None:
+        return task.make_env(env_cfg, num_envs, device, seed)
     return GymVecEnv(name, num_envs, device)
 
 
 def env_contract(name: str) -> PolicyContract | None:
     """The deployment contract of a robot task (None for Gymnasium benchmarks, which are not deployed)."""
-    if name == "go2_joystick":
-        from sim.go2.contract import go2_contract
-
-        return go2_contract()
-    return None
+    task = get_task(name)
+    return task.contract() if task is not None else None

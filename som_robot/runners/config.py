@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from som_robot.algos import ALGOS
 from som_robot.config import ConfigError, apply_overrides, check, from_dict, load_yaml, to_dict
+from som_robot.envs.registry import ROBOT_TASKS
 
-__all__ = ["RunnerConfig", "ExperimentConfig", "load_experiment", "experiment_from_dict", "CONFIG_DIR", "ROBOT_ENVS"]
+__all__ = ["RunnerConfig", "ExperimentConfig", "load_experiment", "experiment_from_dict", "CONFIG_DIR"]
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -19,7 +20,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 class RunnerConfig:
     """The off-policy loop: data collection, replay, evaluation, logging, checkpoints."""
 
-    env: str = "InvertedPendulum-v5"  # Gymnasium id, or a robot task in ROBOT_ENVS (go2_joystick)
+    env: str = "InvertedPendulum-v5"  # Gymnasium id, or a robot task in envs.registry.ROBOT_TASKS
     num_envs: int = 1  # parallel envs stepped per iteration
     total_steps: int = 100_000  # env steps (summed over envs)
     warmup_steps: int = 5_000  # uniform-random env steps before learning starts
@@ -100,23 +101,11 @@ def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     params = from_dict(ALGOS[name][0], data.get("params"), prefix="params")
     runner = from_dict(RunnerConfig, data.get("runner"), prefix="runner")
     env = None
-    if runner.env in ROBOT_ENVS:
-        env = ROBOT_ENVS[runner.env](data.get("env") or {})
+    if runner.env in ROBOT_TASKS:
+        env = ROBOT_TASKS[runner.env].load_config(data.get("env") or {})
     elif data.get("env"):
-        raise ConfigError(f"config key 'env': only robot tasks {sorted(ROBOT_ENVS)} take an env section")
+        raise ConfigError(f"config key 'env': only robot tasks {sorted(ROBOT_TASKS)} take an env section")
     return ExperimentConfig(name, params, runner, env)
-
-
-def _go2_joystick(overrides: dict[str, Any]) -> Any:
-    """Go2EnvConfig: configs/quadruped/go2_joystick.yaml updated by the experiment's `env:` section."""
-    from sim.go2.config import DEFAULT_CONFIG_PATH, Go2EnvConfig
-
-    base = load_yaml(DEFAULT_CONFIG_PATH)
-    return from_dict(Go2EnvConfig, _merge(base, overrides), prefix="env")
-
-
-# Robot tasks (name in runner.env → env-config builder); anything else is a Gymnasium id.
-ROBOT_ENVS: dict[str, Callable[[dict[str, Any]], Any]] = {"go2_joystick": _go2_joystick}
 
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:

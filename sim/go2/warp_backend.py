@@ -1,0 +1,159 @@
+"""MuJoCo Warp backend: N Go2 worlds on one Warp device, their state shared with torch without copies.
+
+The same compiled MjModel as the CPU `BatchSim` is put on the device with `nworld = N`.
+`qpos`, `qvel`, `ctrl`, `sensordata` and the randomized model fields are `wp.to_torch` views
+of the Warp arrays (same memory), so the env's torch code reads the state and writes torques
+in place and nothing crosses to the host per step. On CUDA one `mujoco_warp.step` is captured
+in a CUDA graph and replayed on torch's current stream (so torch's PD math and the physics are
+ordered without synchronisation); on Warp's CPU device it is a plain call.
+
+Per-world model fields: mujoco_warp batches fields whose spec has a leading `*` dimension
+(`put_model(batch_sizes=...)`). Foot friction (`geom_friction`), base mass (`body_mass`) and
+base CoM (`body_ipos`) are batched, together with the constants `set_const` derives from
+them (`body_subtreemass`, `body_invweight0`, `dof_invweight0`, `actuator_acc0`), which it
+recomputes for every world after a reset that changed the masses (Warp has no per-world
+set_const; recomputing unchanged worlds gives the same values). Like `BatchSim.sensordata`,
+`sensordata` lags the state by one physics step (it is computed in the forward pass).
+
+Divergence: MuJoCo C resets a diverged simulation and counts a warning; mujoco_warp does
+neither, so `unstable()` flags non-finite or |x| > 1e10 (mjMAXVAL) qpos/qvel/qacc instead.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import torch
+import warp as wp
+
+wp.config.quiet = True  # no init banner and ...
+wp.config.log_level = max(wp.config.log_level, wp.LOG_WARNING)  # ... no per-module compile/load lines in logs
+
+import mujoco_warp as mjw  # noqa: E402  (after the quiet setting)
+
+from sim.go2 import constants as C  # noqa: E402
+
+__all__ = ["WarpSim", "warp_device"]
+
+# Randomized per world, plus what set_const derives from them (body_mass/body_ipos feed subtree
+# mass and the invweights that scale constraint regularization).
+_BATCHED_FIELDS = ("geom_friction", "body_mass", "body_ipos", "body_subtreemass", "body_invweight0",
+                   "dof_invweight0", "actuator_acc0")
+_MAXVAL = 1e10  # MuJoCo's mjMAXVAL: the bad-qpos/qvel/qacc threshold of mj_checkPos/Vel/Acc
+
+
+def warp_device(device: torch.device) -> wp.context.Device:
+    """The Warp device that shares memory with torch `device` (cuda → cuda:current index)."""
+    if device.type == "cuda":
+        return wp.get_device(f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}")
+    if device.type != "cpu":
+        raise ValueError(f"MuJoCo Warp runs on cpu or cuda, not {device}")
+    return wp.get_device("cpu")
+
+
+class WarpSim:
+    """N Go2 worlds stepped together on a Warp device; per-world foot friction, base mass and base CoM."""
+
+    def __init__(self, model: mujoco.MjModel, num_envs: int, device: str | torch.device = "cpu",
+                 batch_dynamics: bool = True, nconmax: int | None = None, njmax: int | None = None) -> None:
+        self.model, self.num_envs = model, num_envs
+        dev = torch.device(device)
+        self.wp_device = warp_device(dev)
+        self.device = torch.device("cuda", self.wp_device.ordinal) if self.wp_device.is_cuda else dev
+        self.batch_dynamics = batch_dynamics
+        data = mujoco.MjData(model)
+        mujoco.mj_resetDataKeyframe(model, data, model.key("home").id)
+        mujoco.mj_forward(model, data)
+        batch = {f: num_envs for f in _BATCHED_FIELDS} if batch_dynamics else None
+        with wp.ScopedDevice(self.wp_device):
+            self.m = mjw.put_model(model, batch_sizes=batch)
+            self.d = mjw.put_data(model, data, nworld=num_envs, nconmax=nconmax, njmax=njmax)
+        t = wp.to_torch
+        self.qpos, self.qvel, self.ctrl = t(self.d.qpos), t(self.d.qvel), t(self.d.ctrl)
+        self.qacc, self.sensordata = t(self.d.qacc), t(self.d.sensordata)
+        # (B, ngeom, 3), (B, nbody), (B, nbody, 3) with B = num_envs when batched, else 1 (shared)
+        self._friction, self._mass, self._ipos = t(self.m.geom_friction), t(self.m.body_mass), t(self.m.body_ipos)
+        self.foot_geoms = torch.tensor([model.geom(g).id for g in C.FOOT_GEOMS], device=self.device)
+        self.base = model.body(C.BASE_BODY).id
+        self.nominal_friction = float(model.geom_friction[model.geom(C.FOOT_GEOMS[0]).id, 0])
+        self.nominal_mass = float(model.body_mass[self.base])
+        f32 = {"dtype": torch.float32, "device": self.device}
+        self.nominal_ipos = torch.as_tensor(model.body_ipos[self.base], **f32)
+        self.key_qpos = torch.as_tensor(model.key("home").qpos, **f32)
+        self.ctrl_low = torch.as_tensor(model.actuator_ctrlrange[:, 0], **f32)
+        self.ctrl_high = torch.as_tensor(model.actuator_ctrlrange[:, 1], **f32)
+        self.joint_low = torch.as_tensor(model.jnt_range[1:, 0], **f32)
+        self.joint_high = torch.as_tensor(model.jnt_range[1:, 1], **f32)
+        self._stream = wp.stream_from_torch(self.device) if self.wp_device.is_cuda else None
+        self._graph = None
+        if self.wp_device.is_cuda:
+            self._capture()
+
+    def _capture(self) -> None:
+        """Compile (one warm-up step), then capture one physics step in a CUDA graph; all worlds are reset
+        afterwards because the warm-up moved them (the owner sets their state next)."""
+        with wp.ScopedDevice(self.wp_device):
+            mjw.step(self.m, self.d)
+            with wp.ScopedCapture(device=self.wp_device) as cap:
+                mjw.step(self.m, self.d)
+        wp.synchronize_device(self.wp_device)
+        self._graph = cap.graph
+        self._reset_mask(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
+
+    def _scope(self) -> wp.ScopedStream | wp.ScopedDevice:
+        """Run Warp work on torch's current stream (CUDA) so torch ops before and after are ordered."""
+        return wp.ScopedStream(self._stream) if self._stream is not None else wp.ScopedDevice(self.wp_device)
+
+    def step(self) -> None:
+        """Advance every world by one physics step with the current ctrl."""
+        if self._graph is not None:
+            wp.capture_launch(self._graph, stream=self._stream)
+        else:
+            with self._scope():
+                mjw.step(self.m, self.d)
+
+    def _reset_mask(self, mask: torch.Tensor) -> None:
+        with self._scope():
+            mjw.reset_data(self.m, self.d, wp.from_torch(mask.contiguous(), dtype=wp.bool))
+
+    def reset(self, ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Clear worlds `ids` (warm start, contacts, applied forces, time) and set their state; ctrl = 0."""
+        mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        mask[ids] = True
+        self._reset_mask(mask)
+        self.qpos[ids] = qpos.to(torch.float32)
+        self.qvel[ids] = qvel.to(torch.float32)
+        self.ctrl[ids] = 0.0
+
+    def set_dynamics(self, ids: torch.Tensor, friction: torch.Tensor, added_mass: torch.Tensor,
+                     com_offset: torch.Tensor) -> None:
+        """Write per-world model parameters for worlds `ids`, then refresh the derived constants."""
+        if not self.batch_dynamics:
+            raise RuntimeError("WarpSim(batch_dynamics=False) shares one model across worlds")
+        self._friction[ids[:, None], self.foot_geoms[None, :], 0] = friction[:, None].to(torch.float32)
+        self._mass[ids, self.base] = (self.nominal_mass + added_mass).to(torch.float32)
+        self._ipos[ids, self.base] = (self.nominal_ipos + com_offset).to(torch.float32)
+        with self._scope():
+            mjw.set_const(self.m, self.d)
+
+    def dynamics(self, ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The model parameters the worlds actually run with (for tests and logs)."""
+        sel = slice(None) if ids is None else ids
+        return {"friction": self._friction[sel][:, self.foot_geoms, 0], "mass": self._mass[sel, self.base],
+                "ipos": self._ipos[sel, self.base]}
+
+    def unstable(self) -> torch.Tensor:
+        """(N,) bool: non-finite or beyond-mjMAXVAL qpos, qvel or qacc (mujoco_warp does not reset these)."""
+        bad = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        for x in (self.qpos, self.qvel, self.qacc):
+            bad |= ~torch.isfinite(x).all(dim=1) | (x.abs() > _MAXVAL).any(dim=1)
+        return bad
+
+    def shares_memory(self) -> bool:
+        """The torch views alias the Warp arrays (zero-copy), checked by pointer."""
+        pairs = ((self.qpos, self.d.qpos), (self.qvel, self.d.qvel), (self.ctrl, self.d.ctrl),
+                 (self.sensordata, self.d.sensordata), (self._mass, self.m.body_mass))
+        return all(t.data_ptr() == a.ptr for t, a in pairs)
+
+    def close(self) -> None:
+        self._graph = None
+
