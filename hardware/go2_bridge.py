@@ -2,7 +2,8 @@
 
 Everything that can be wrong without a robot in the room is a pure function here and unit-tested: the
 motor order (SDK: FR, FL, RR, RL; policy: FL, FR, RL, RR), the LowCmd/LowState translation and the foot
-force calibration. The SDK itself is imported only in `start()`. Onboard code: numpy only (no sim imports).
+force calibration. The SDK itself is imported only in `start()`. Onboard code: numpy only; the joint names
+and torque limits come from `sim.go2.constants`/`contract`, which import neither torch nor mujoco.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from hardware.interface import DAMPING_KD, MotorCommand, RobotInterface, RobotState, validate_command
+from sim.go2.constants import JOINT_NAMES, LEGS
+from sim.go2.contract import TORQUE_LIMITS
 
 __all__ = [
     "POLICY_LEGS",
@@ -34,13 +37,12 @@ __all__ = [
     "Go2Bridge",
 ]
 
-POLICY_LEGS = ("FL", "FR", "RL", "RR")  # sim.go2.constants.LEGS (checked by the tests)
+POLICY_LEGS = LEGS  # FL, FR, RL, RR: the policy's (and the MJCF's) leg order
 SDK_LEGS = ("FR", "FL", "RR", "RL")  # unitree_go LowCmd/LowState motor and foot order
 _PARTS = ("hip", "thigh", "calf")
-POLICY_JOINT_NAMES = tuple(f"{leg}_{p}_joint" for leg in POLICY_LEGS for p in _PARTS)
+POLICY_JOINT_NAMES = JOINT_NAMES
 SDK_JOINT_NAMES = tuple(f"{leg}_{p}_joint" for leg in SDK_LEGS for p in _PARTS)
-# N·m per joint in policy order; equals sim.go2.contract.TORQUE_LIMITS (tested), kept here to stay sim-free.
-GO2_TORQUE_LIMITS = np.tile(np.array([23.7, 23.7, 45.43]), 4)
+GO2_TORQUE_LIMITS = np.asarray(TORQUE_LIMITS)  # N·m per joint in policy order
 
 # _POLICY_OF_SDK[j]: policy index of SDK motor j. A leg swap, hence its own inverse, but both are kept
 # explicit so nothing relies on that.

@@ -1,34 +1,28 @@
-"""Unitree Go2 velocity-tracking task with domain randomization on batched CPU MuJoCo.
+"""Unitree Go2 velocity-tracking task with domain randomization on batched CPU MuJoCo or MuJoCo Warp.
 
     from sim.go2 import Go2VecEnv, load_go2_config
     env = Go2VecEnv(load_go2_config(), num_envs=64, seed=0, nthread=2)
+
+Names resolve lazily (PEP 562), so onboard code can import `sim.go2.constants` and
+`sim.go2.contract` (numpy only) without pulling in torch or mujoco.
 """
 
-from sim.go2.config import (
-    CommandConfig,
-    DomainRandConfig,
-    Go2EnvConfig,
-    RewardConfig,
-    RoughTerrainConfig,
-    TerminationConfig,
-    load_go2_config,
-)
-from sim.go2.env import Go2VecEnv
-from sim.go2.model import build_model, build_spec
-from sim.go2.obs import OBS_DIM, OBS_LAYOUT, ObsTerm
+from __future__ import annotations
 
-__all__ = [
-    "CommandConfig",
-    "DomainRandConfig",
-    "Go2EnvConfig",
-    "Go2VecEnv",
-    "OBS_DIM",
-    "OBS_LAYOUT",
-    "ObsTerm",
-    "RewardConfig",
-    "RoughTerrainConfig",
-    "TerminationConfig",
-    "build_model",
-    "build_spec",
-    "load_go2_config",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CommandConfig": "sim.go2.config", "DomainRandConfig": "sim.go2.config", "Go2EnvConfig": "sim.go2.config",
+    "RewardConfig": "sim.go2.config", "RoughTerrainConfig": "sim.go2.config", "TerminationConfig": "sim.go2.config",
+    "load_go2_config": "sim.go2.config", "Go2VecEnv": "sim.go2.env", "Go2WarpEnv": "sim.go2.env_warp",
+    "build_model": "sim.go2.model", "build_spec": "sim.go2.model", "OBS_DIM": "sim.go2.obs",
+    "OBS_LAYOUT": "sim.go2.obs", "ObsTerm": "sim.go2.obs",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'sim.go2' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

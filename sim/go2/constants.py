@@ -40,7 +40,8 @@ __all__ = [
 XML_PATH = Path(__file__).resolve().parent / "xmls" / "go2.xml"
 
 LEGS: tuple[str, ...] = ("FL", "FR", "RL", "RR")
-# MJCF (and Unitree SDK motor) order: per leg hip (abduction), thigh, calf.
+# MJCF and policy order: per leg hip (abduction), thigh, calf. (The Unitree SDK's motor order is
+# FR, FL, RR, RL: hardware/go2_bridge.py maps between the two.)
 JOINT_NAMES: tuple[str, ...] = tuple(f"{leg}_{part}_joint" for leg in LEGS for part in ("hip", "thigh", "calf"))
 ACTUATOR_NAMES: tuple[str, ...] = tuple(n.removesuffix("_joint") for n in JOINT_NAMES)
 NUM_JOINTS = 12

