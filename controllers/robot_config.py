@@ -1,0 +1,134 @@
+"""The robot as the onboard daemon sees it: the policy contract it expects plus deploy and safety settings.
+
+Loaded from `configs/robots/<robot>.yaml` into frozen dataclasses (som_robot.config.from_dict: unknown or
+mistyped keys fail naming the key). numpy/yaml only; no torch, no mujoco, no MJCF at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from som_robot.config import ConfigError, apply_overrides, check, from_dict, load_yaml
+from som_robot.contract import PolicyContract
+
+__all__ = ["DEFAULT_ROBOT_CONFIG", "JointLimits", "DeployConfig", "WatchdogConfig", "RtConfig", "RobotConfig",
+           "load_robot_config"]
+
+DEFAULT_ROBOT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "robots" / "go2.yaml"
+
+Range = tuple[float, float]
+
+
+def _range(r: Range, key: str) -> None:
+    check(r[0] <= r[1], key, f"range {r} must have low <= high")
+
+
+@dataclass(frozen=True)
+class JointLimits:
+    """Joint position limits [rad] in policy joint order (the MJCF ranges)."""
+
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        check(len(self.lower) == len(self.upper), "lower", "lower and upper must have the same length")
+        check(all(lo < hi for lo, hi in zip(self.lower, self.upper, strict=True)), "upper", "must be > lower")
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """How the daemon drives the robot outside the policy and shapes its commands."""
+
+    stand_up_s: float = 2.0
+    damping_kd: float = 2.0
+    interpolation: Literal["hold", "linear"] = "hold"
+    joint_limit_margin: float = 0.0
+    command_vx: Range = (-1.0, 1.0)
+    command_vy: Range = (-0.5, 0.5)
+    command_yaw_rate: Range = (-1.0, 1.0)
+    shutdown_damping_s: float = 0.2
+    spin_s: float = 0.0003
+    num_feet: int = 4
+
+    def __post_init__(self) -> None:
+        check(self.stand_up_s > 0, "stand_up_s", "must be > 0")
+        check(self.damping_kd >= 0, "damping_kd", "must be >= 0")
+        check(self.joint_limit_margin >= 0, "joint_limit_margin", "must be >= 0")
+        for k in ("command_vx", "command_vy", "command_yaw_rate"):
+            _range(getattr(self, k), k)
+        check(self.shutdown_damping_s >= 0, "shutdown_damping_s", "must be >= 0")
+        check(0 <= self.spin_s < 0.002, "spin_s", "must be in [0, 2 ms)")
+        check(self.num_feet >= 0, "num_feet", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class WatchdogConfig:
+    """Message-age limits [s]; exceeding one sends the daemon to DAMPING."""
+
+    joint_state: float = 0.02
+    imu: float = 0.02
+    state_estimate: float = 0.02
+    joystick: float = 0.5
+    max_command_age: float = 0.05  # by utime (robot and daemon clocks must agree); 0 = off
+
+    def __post_init__(self) -> None:
+        for k in ("joint_state", "imu", "state_estimate", "joystick"):
+            check(getattr(self, k) > 0, k, "must be > 0")
+        check(self.max_command_age >= 0, "max_command_age", "must be >= 0 (0 = off)")
+
+
+@dataclass(frozen=True)
+class RtConfig:
+    """Real-time scheduling applied with --rt."""
+
+    priority: int = 80
+    cpus: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        check(1 <= self.priority <= 99, "priority", "SCHED_FIFO priority must be in [1, 99]")
+
+
+@dataclass(frozen=True)
+class RobotConfig:
+    """Everything the daemon needs about the robot; `contract` is what the policy file must embed."""
+
+    contract: PolicyContract
+    joint_limits: JointLimits
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    rt: RtConfig = field(default_factory=RtConfig)
+
+    def __post_init__(self) -> None:
+        n = self.contract.act_dim
+        check(len(self.joint_limits.lower) == n, "joint_limits", f"needs {n} entries (one per contract joint)")
+        inside = all(lo <= q <= hi for lo, q, hi in
+                     zip(self.joint_limits.lower, self.contract.default_pose, self.joint_limits.upper, strict=True))
+        check(inside, "joint_limits", "contract.default_pose must lie inside the joint limits")
+
+    @property
+    def num_joints(self) -> int:
+        return self.contract.act_dim
+
+    @property
+    def default_pose(self) -> np.ndarray:
+        return np.asarray(self.contract.default_pose, dtype=np.float64)
+
+    def clamp_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """q_des bounds [rad]: joint limits shrunk by the margin."""
+        m = self.deploy.joint_limit_margin
+        lower, upper = np.asarray(self.joint_limits.lower, np.float64), np.asarray(self.joint_limits.upper, np.float64)
+        return lower + m, upper - m
+
+
+def load_robot_config(path: str | Path = DEFAULT_ROBOT_CONFIG, overrides: Sequence[str] = ()) -> RobotConfig:
+    """Read and validate a robot YAML; `overrides` are dotted ``key=value`` strings (e.g. deploy.stand_up_s=0.5)."""
+    data = apply_overrides(load_yaml(path), overrides)
+    try:
+        return from_dict(RobotConfig, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}", key=e.key, detail=e.detail) from None

@@ -1,0 +1,95 @@
+"""Fixed-rate loop timing with absolute deadlines, and optional real-time scheduling.
+
+Deadlines are absolute (t0 + k·period on perf_counter) so jitter never accumulates into drift. Waiting is
+`select` on the LCM socket until deadline − spin (messages are handled while we wait), then a short busy
+spin to the deadline, because the kernel's sleep granularity is coarser than the 2 ms period needs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import select
+import time
+from collections.abc import Callable, Sequence
+
+from controllers.stats import Histogram, Window
+
+__all__ = ["RateLoop", "apply_realtime"]
+
+
+class RateLoop:
+    """Deadline bookkeeping for one periodic loop: period error, overruns, wait with I/O."""
+
+    def __init__(self, period_s: float, spin_s: float = 0.0003, window: int = 500) -> None:
+        self.period, self.spin = period_s, spin_s
+        self.deadline = time.perf_counter()
+        self.cycles = self.overruns = 0
+        self.period_err_us = Histogram()
+        self.recent_period_err_us = Window(window)
+        self._last_start: float | None = None
+
+    def start_tick(self) -> float:
+        """Call at the top of each tick; returns the tick's start time (perf_counter)."""
+        now = time.perf_counter()
+        if self._last_start is not None:
+            err = abs(now - self._last_start - self.period) * 1e6
+            self.period_err_us.add(err)
+            self.recent_period_err_us.add(err)
+        self._last_start = now
+        self.cycles += 1
+        return now
+
+    def wait(self, fd: int | None, handle_one: Callable[[], None], max_msgs: int = 256) -> None:
+        """Serve I/O until the next deadline, spin to it, then drain whatever is still queued, so the next tick's
+        watchdogs judge message age from what has arrived, not from how long this process was descheduled.
+        A tick that ends past its next deadline is an overrun; a whole period late restarts the schedule from
+        now instead of bursting."""
+        self.deadline += self.period
+        now = time.perf_counter()
+        if now > self.deadline:
+            self.overruns += 1
+            if now - self.deadline > self.period:
+                self.deadline = now
+        else:
+            while True:
+                remaining = self.deadline - time.perf_counter() - self.spin
+                if remaining <= 0:
+                    break
+                if fd is None:
+                    time.sleep(remaining)
+                elif select.select([fd], [], [], remaining)[0]:
+                    handle_one()
+            while time.perf_counter() < self.deadline:
+                pass
+        for _ in range(max_msgs):
+            if fd is None or not select.select([fd], [], [], 0)[0]:
+                break
+            handle_one()
+
+
+def apply_realtime(priority: int, cpus: Sequence[int]) -> list[str]:
+    """Best effort: CPU affinity, SCHED_FIFO and locked memory. Returns one line per action (done or why not)."""
+    lines = []
+    if cpus:
+        try:
+            usable = [c for c in cpus if c < (os.cpu_count() or 1)]
+            os.sched_setaffinity(0, usable or list(cpus))
+            lines.append(f"CPU affinity {sorted(os.sched_getaffinity(0))}")
+        except (OSError, ValueError) as e:
+            lines.append(f"CPU affinity {list(cpus)} not set: {e}")
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        lines.append(f"SCHED_FIFO priority {priority}")
+    except (OSError, AttributeError) as e:
+        lines.append(f"SCHED_FIFO {priority} not permitted ({e}); running SCHED_OTHER (set LimitRTPRIO / "
+                     "CAP_SYS_NICE)")
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.mlockall(3) != 0:  # MCL_CURRENT | MCL_FUTURE: no page faults in the loop
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        lines.append("memory locked (mlockall)")
+    except (OSError, AttributeError) as e:
+        lines.append(f"mlockall not permitted ({e}; set LimitMEMLOCK)")
+    return lines
