@@ -129,10 +129,17 @@ class ControllerDaemon:
             lc.subscribe(name, self._on_message)
 
     # ---- inputs -----------------------------------------------------------------------------------------
+    def _note(self, reason: str) -> None:
+        """Set the status's last_error, except that the cause of the current DAMPING is kept: the follow-on
+        rejections a fault triggers (e.g. the real sample after an injected one is out of order) are counted
+        and logged but must not hide why the robot stopped."""
+        if self.machine.mode != Mode.DAMPING or not self.last_error:
+            self.last_error = reason
+
     def _fault(self, reason: str, key: str) -> None:
         """Record a safety event and go to DAMPING (latched until the operator re-arms)."""
         self.faults += 1
-        self.last_error = reason
+        self._note(reason)
         self.machine.fault(reason)
         self.ratelog(key, f"FAULT {reason} → {self.machine.mode.name}")
 
@@ -147,8 +154,8 @@ class ControllerDaemon:
         verdict, reason = mon.offer(data, time.monotonic())
         if verdict is Verdict.GARBAGE:
             self.faults += 1
-            self.last_error = f"rejected {channel}: {reason}"
-            self.ratelog(f"garbage-{channel}", f"{self.last_error} (dropped)")
+            self._note(f"rejected {channel}: {reason}")
+            self.ratelog(f"garbage-{channel}", f"rejected {channel}: {reason} (dropped)")
             return
         if verdict is Verdict.INVALID:
             self._fault(f"rejected {channel}: {reason}", f"invalid-{channel}")
@@ -160,7 +167,7 @@ class ControllerDaemon:
         elif channel == ch.JOYSTICK:
             if m.estop and not self.machine.estopped:
                 self.faults += 1
-                self.last_error = "e-stop from joystick (latched until restart)"
+                self.last_error = "e-stop from joystick (latched until restart)"  # always shown: it is latched
                 self.machine.estop(self.last_error)
                 _log(f"FAULT {self.last_error}")
             if self._js_mode_ref is not None and m.mode != self._js_mode_ref:  # edge-triggered requests

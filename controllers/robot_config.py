@@ -70,9 +70,9 @@ class DeployConfig:
 class WatchdogConfig:
     """Message-age limits [s]; exceeding one sends the daemon to DAMPING."""
 
-    joint_state: float = 0.02
-    imu: float = 0.02
-    state_estimate: float = 0.02
+    joint_state: float = 0.03
+    imu: float = 0.03
+    state_estimate: float = 0.03
     joystick: float = 0.5
     max_command_age: float = 0.05  # by utime (robot and daemon clocks must agree); 0 = off
 

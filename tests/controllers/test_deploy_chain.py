@@ -117,11 +117,14 @@ def walking(policy: Path, tmp_path: Path) -> Iterator[WalkingChain]:
 
 
 def _wait_error(w: WalkingChain, *words: str) -> str:
+    """A daemon status since the fault explains it (later statuses may report follow-on rejections)."""
     t_end = time.monotonic() + 2.0
     while time.monotonic() < t_end:
-        err = w.monitor.last_error().lower()
-        if any(x in err for x in words):
-            return err
+        with w.monitor.lock:
+            errors = [e.lower() for _, _, e, _, _ in w.monitor.series.status]
+        for err in errors:
+            if any(x in err for x in words):
+                return err
         time.sleep(0.02)
     pytest.fail(f"daemon status never explained the fault with {words}: {w.monitor.last_error()!r}")
 
@@ -153,7 +156,8 @@ def test_bad_joint_state_on_the_wire_sends_the_daemon_to_damping(walking: Walkin
     if fault == "nan":
         q = list(last.q)
         q[4] = float("nan")
-        data = _injected_state(template, q=q, seq=last.seq + 1, utime=time.time_ns() // 1000)
+        # far ahead of the live stream, so the NaN (not ordering) is what the daemon sees first
+        data = _injected_state(template, q=q, seq=last.seq + 1000, utime=time.time_ns() // 1000 + 5000)
     else:
         data = template  # the same sample again: frozen seq and utime
     walking.lc.publish(ch.JOINT_STATE, data)
