@@ -219,6 +219,12 @@ class DaemonProc:
         self.log = log
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self._err = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115 - closed in stop()
+        self.logger = None  # every logged run is also recorded with lcm-logger (replay with lcm-logplayer)
+        if log is not None:
+            from som_robot.deploy.chain import lcm_bin
+
+            self.logger = subprocess.Popen([lcm_bin("lcm-logger"), "-q", "-f", f"--lcm-url={url}",
+                                            str(log.with_suffix(".lcmlog"))], stdout=subprocess.DEVNULL)
         self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self._err, text=True)
         self.stdout: list[str] = []
         self.ready = threading.Event()
@@ -251,6 +257,9 @@ class DaemonProc:
             rc = self.proc.wait()
         if self._err is not subprocess.PIPE:
             self._err.close()
+        if self.logger is not None:
+            self.logger.send_signal(signal.SIGINT)
+            self.logger.wait(5.0)
         return rc
 
 

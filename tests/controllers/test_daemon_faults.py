@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import lcm
 import numpy as np
 import pytest
 from daemon_harness import (
@@ -91,6 +92,8 @@ def running(policy: Path, tmp_path: Path) -> Iterator[tuple[FakeRobot, Recorder,
             rc = d.stop()
             rec.close()
     assert rc == 0, d.stderr()
+    logged = {e.channel for e in lcm.EventLog(str(tmp_path / "daemon.lcmlog"), "r")}  # replayable record
+    assert {ch.JOINT_STATE, ch.JOINT_COMMAND, ch.DAEMON_STATUS} <= logged, logged
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
