@@ -1,0 +1,29 @@
+"""`python -m som_robot.bench quadruped` end to end on a tiny budget: train, export, ONNX walk test, render."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+TINY = ["runner.warmup_steps=200", "runner.eval_every=400", "runner.eval_episodes=2", "runner.batch_size=64",
+        "runner.log_every=200", "params.num_proposals=4", "params.hidden=[64, 64]", "env.episode_length_s=1.0",
+        "runner.progress=false", "runner.torch_threads=1", "runner.num_envs=8"]
+
+
+def test_quadruped_bench_writes_walk_figures_curves_and_a_strip(tmp_path: Path) -> None:
+    out = tmp_path / "q"
+    cmd = [sys.executable, "-m", "som_robot.bench", "quadruped", "--steps", "600", "--minutes", "0", "--out",
+           str(out), "--walk-envs", "2", "--walk-seconds", "1", *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["train"]["steps"] == 600 and Path(res["train"]["policy"]).exists()
+    for case, vx in (("standing", 0.0), ("forward_0.5", 0.5)):
+        walk = res["walk"][case]
+        assert walk["command_vx"] == vx and abs(walk["env_minutes"] - 2 / 60) < 1e-9
+        assert walk["falls_per_minute"] >= 0 and abs(walk["mean_vx"]) < 3.0
+    # an untrained policy does not walk: the tracking error at 0.5 m/s is about the command itself
+    assert res["walk"]["forward_0.5"]["lin_vel_error"] > 0.2
+    assert res["onnx_latency_batch1_1thread"]["p99_us"] > 0
+    assert (out / "learning_curve.png").stat().st_size > 10_000
+    assert (out / "walk_strip.png").stat().st_size > 10_000  # 8 EGL frames of the robot
