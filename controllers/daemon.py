@@ -102,7 +102,7 @@ class ControllerDaemon:
         }
         self.sensors = [self.monitors[k] for k in (ch.JOINT_STATE, ch.IMU, ch.STATE_ESTIMATE)]
         self.machine = ModeMachine(on_change=self._on_mode_change)
-        self.loop = RateLoop(1.0 / ch.COMMAND_HZ, d.spin_s)
+        self.loop = RateLoop(1.0 / ch.COMMAND_HZ, d.spin_s, phase_offset_s=d.phase_offset_s)
         self.ratelog = RateLimitedLog()
         # latest validated state
         self.q: np.ndarray | None = None
@@ -162,6 +162,7 @@ class ControllerDaemon:
             return
         m = mon.latest
         if channel == ch.JOINT_STATE:
+            self.loop.sync(time.perf_counter())
             self.q = np.array(m.q, np.float64)
             self.qd = np.array(m.qd, np.float64)
         elif channel == ch.JOYSTICK:

@@ -3,6 +3,11 @@
 Deadlines are absolute (t0 + k·period on perf_counter) so jitter never accumulates into drift. Waiting is
 `select` on the LCM socket until deadline − spin (messages are handled while we wait), then a short busy
 spin to the deadline, because the kernel's sleep granularity is coarser than the 2 ms period needs.
+
+Phase lock: the robot samples on its own clock. Without alignment a sample waits a uniformly random part
+of a period before the loop uses it (1 ms mean, 2 ms worst at 500 Hz). `sync(t)` reports each sample's
+arrival; every deadline then moves a bounded step towards `arrival + phase_offset` (modulo the period),
+a first-order PLL that keeps the period fixed to within the step and puts each tick just after the data.
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ __all__ = ["RateLoop", "apply_realtime"]
 class RateLoop:
     """Deadline bookkeeping for one periodic loop: period error, overruns, wait with I/O."""
 
-    def __init__(self, period_s: float, spin_s: float = 0.0003, window: int = 500) -> None:
+    def __init__(self, period_s: float, spin_s: float = 0.0003, window: int = 500, phase_offset_s: float = -1.0,
+                 phase_gain: float = 0.2, phase_max_step_s: float = 50e-6) -> None:
         self.period, self.spin = period_s, spin_s
+        self.phase_offset, self.phase_gain, self.phase_max_step = phase_offset_s, phase_gain, phase_max_step_s
+        self._sync_t: float | None = None
         self.deadline = time.perf_counter()
         self.cycles = self.overruns = 0
         self.period_err_us = Histogram()
@@ -41,12 +49,24 @@ class RateLoop:
         self.cycles += 1
         return now
 
+    def sync(self, t_event: float) -> None:
+        """A periodic input (the robot's joint-state sample) arrived at perf_counter time `t_event`."""
+        self._sync_t = t_event
+
+    def _phase_step(self) -> float:
+        """Bounded deadline correction towards `last arrival + phase_offset` (0 when the lock is off)."""
+        if self._sync_t is None or self.phase_offset < 0:
+            return 0.0
+        err = (self._sync_t + self.phase_offset - self.deadline + self.period / 2) % self.period - self.period / 2
+        return max(-self.phase_max_step, min(self.phase_max_step, self.phase_gain * err))
+
     def wait(self, fd: int | None, handle_one: Callable[[], None], max_msgs: int = 256) -> None:
         """Serve I/O until the next deadline, spin to it, then drain whatever is still queued, so the next tick's
         watchdogs judge message age from what has arrived, not from how long this process was descheduled.
         A tick that ends past its next deadline is an overrun; a whole period late restarts the schedule from
         now instead of bursting."""
         self.deadline += self.period
+        self.deadline += self._phase_step()
         now = time.perf_counter()
         if now > self.deadline:
             self.overruns += 1
