@@ -25,11 +25,12 @@ def _run(loop: RateLoop, ticks: int, sensor_phase: float) -> np.ndarray:
 
 
 def test_phase_lock_starts_ticks_just_after_the_samples() -> None:
-    locked = _run(RateLoop(PERIOD, spin_s=0.0005, phase_offset_s=0.0003), 500, sensor_phase=0.0013)
-    free = _run(RateLoop(PERIOD, spin_s=0.0005), 500, sensor_phase=0.0013)
-    settled = locked[250:]  # 0.5 s: the lock moves <= 50 µs per tick, so 1 ms of phase takes ~20+ ticks
-    assert np.median(settled) < 0.0006, np.median(settled)  # ≈ the 0.3 ms offset (+ wake-up jitter)
-    assert abs(np.median(free[250:]) - (0.002 - 0.0013)) < 0.0003  # unlocked: the sample waits 0.7 ms here
+    locked = _run(RateLoop(PERIOD, spin_s=0.0005, phase_offset_s=0.0003), 500, sensor_phase=0.0004)
+    free = _run(RateLoop(PERIOD, spin_s=0.0005), 500, sensor_phase=0.0004)
+    # after 0.5 s (the lock moves <= 50 µs per tick, so 1.3 ms of phase takes ~30-60 ticks)
+    lag_locked, lag_free = np.median(locked[250:]), np.median(free[250:])
+    assert lag_locked < 0.0008, lag_locked  # ≈ the 0.3 ms offset (+ wake-up jitter on a loaded box)
+    assert lag_free > 0.0012, lag_free  # unlocked, each sample waits 1.6 ms here before it is used
 
 
 def test_phase_steps_are_bounded_so_the_period_stays_fixed() -> None:
