@@ -1,0 +1,48 @@
+"""The robot builds the policy input exactly as training did (the classic sim-to-real observation mismatch).
+
+The daemon's `ObservationBuilder`, fed the physical signals a robot provides (joint encoders, base
+orientation and body-frame angular velocity computed here by MuJoCo's own kinematics, not by the env's
+code), must reproduce the training env's observation for the same state, and so the same ONNX action.
+"""
+
+import dataclasses
+
+import mujoco
+import numpy as np
+import torch
+
+from controllers.observation import ObservationBuilder, ObsInputs
+from controllers.robot_config import load_robot_config
+from sim.go2 import constants as C
+from sim.go2.config import load_go2_config
+from sim.go2.env import Go2VecEnv
+
+
+def test_daemon_observation_equals_the_training_observation() -> None:
+    cfg = load_go2_config()
+    cfg = dataclasses.replace(cfg, domain_rand=dataclasses.replace(cfg.domain_rand, enabled=False))
+    env = Go2VecEnv(cfg, num_envs=3, seed=4, nthread=1)
+    env.reset(seed=4)
+    rng = np.random.default_rng(0)
+    builder = ObservationBuilder(load_robot_config().contract)
+    data = mujoco.MjData(env.model)
+    base = env.model.body(C.BASE_BODY).id
+    checked = 0
+    for step in range(40):
+        env.step(torch.from_numpy(rng.uniform(-0.6, 0.6, size=(3, 12))).float())
+        if step % 10:
+            continue
+        train_obs = env._observe()  # noise-free training observation of the current state
+        for i in range(env.num_envs):
+            data.qpos[:], data.qvel[:] = env.sim.qpos[i], env.sim.qvel[i]
+            mujoco.mj_forward(env.model, data)
+            rot = data.xmat[base].reshape(3, 3)
+            vel = np.zeros(6)
+            mujoco.mj_objectVelocity(env.model, data, mujoco.mjtObj.mjOBJ_XBODY, base, vel, 1)  # body frame [ang, lin]
+            inputs = ObsInputs(gravity_body=rot.T @ np.array([0.0, 0.0, -1.0]), ang_vel_body=vel[:3],
+                               lin_vel_body=vel[3:], command=env.commands[i], q=data.qpos[7:].copy(),
+                               qd=data.qvel[6:].copy(), last_action=env.last_action[i])
+            np.testing.assert_allclose(builder.build(inputs), train_obs[i], rtol=1e-5, atol=1e-5)
+            checked += 1
+    env.close()
+    assert checked == 12
