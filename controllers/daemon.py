@@ -39,12 +39,13 @@ from controllers.inputs import (
 )
 from controllers.observation import ObservationBuilder, ObservationError, ObsInputs
 from controllers.robot_config import DEFAULT_ROBOT_CONFIG, RobotConfig, load_robot_config
-from controllers.scheduler import RateLoop, apply_realtime
+from controllers.scheduler import RateLoop
 from controllers.state_machine import ModeMachine, Transition
 from controllers.stats import Histogram, Window
 from hardware import channels as ch
 from hardware.channels import Mode
 from hardware.msgs import daemon_status_t, imu_t, joint_command_t, joint_state_t, joystick_t, state_estimate_t
+from hardware.realtime import apply_realtime
 from som_robot.config import ConfigError
 from som_robot.contract import ContractError
 from som_robot.policy_runtime import OnnxPolicy

@@ -12,16 +12,13 @@ a first-order PLL that keeps the period fixed to within the step and puts each t
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import os
 import select
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from controllers.stats import Histogram, Window
 
-__all__ = ["RateLoop", "apply_realtime"]
+__all__ = ["RateLoop"]
 
 
 class RateLoop:
@@ -87,29 +84,3 @@ class RateLoop:
             if fd is None or not select.select([fd], [], [], 0)[0]:
                 break
             handle_one()
-
-
-def apply_realtime(priority: int, cpus: Sequence[int]) -> list[str]:
-    """Best effort: CPU affinity, SCHED_FIFO and locked memory. Returns one line per action (done or why not)."""
-    lines = []
-    if cpus:
-        try:
-            usable = [c for c in cpus if c < (os.cpu_count() or 1)]
-            os.sched_setaffinity(0, usable or list(cpus))
-            lines.append(f"CPU affinity {sorted(os.sched_getaffinity(0))}")
-        except (OSError, ValueError) as e:
-            lines.append(f"CPU affinity {list(cpus)} not set: {e}")
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-        lines.append(f"SCHED_FIFO priority {priority}")
-    except (OSError, AttributeError) as e:
-        lines.append(f"SCHED_FIFO {priority} not permitted ({e}); running SCHED_OTHER (set LimitRTPRIO / "
-                     "CAP_SYS_NICE)")
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        if libc.mlockall(3) != 0:  # MCL_CURRENT | MCL_FUTURE: no page faults in the loop
-            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-        lines.append("memory locked (mlockall)")
-    except (OSError, AttributeError) as e:
-        lines.append(f"mlockall not permitted ({e}; set LimitMEMLOCK)")
-    return lines

@@ -298,6 +298,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--spin-us", type=float, default=100.0, help="busy-wait before each deadline (real time)")
     p.add_argument("--lockstep-resend", type=float, default=0.2, help="s of silence before re-sending a sample")
     p.add_argument("--network-interface", default=None, help="go2: NIC wired to the robot (e.g. enp3s0)")
+    p.add_argument("--rt", action="store_true", help="SCHED_FIFO + CPU affinity, if permitted")
+    p.add_argument("--rt-priority", type=int, default=70, help="below the daemon's 80: the controller wins ties")
+    p.add_argument("--rt-cpus", type=int, nargs="*", default=[0], help="CPUs for the robot loop")
     p.add_argument("--foot-force-offset", type=float, nargs=4, default=(0.0, 0.0, 0.0, 0.0),
                    metavar=("FL", "FR", "RL", "RR"), help="go2: raw foot-force reading with the feet unloaded")
     p.add_argument("--foot-force-scale", type=float, default=1.0)
@@ -315,6 +318,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     _set_timer_slack()
+    if args.rt:
+        from hardware.realtime import apply_realtime
+
+        for line in apply_realtime(args.rt_priority, args.rt_cpus):
+            log.info("rt: %s", line)
 
     try:
         robot = build_robot(args)

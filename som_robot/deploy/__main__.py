@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lockstep", action="store_true", help="sim steps once per command (deterministic)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--robot-config", type=Path, help="robot YAML for the daemon (default configs/robots/go2.yaml)")
-    p.add_argument("--rt", action="store_true", help="daemon asks for SCHED_FIFO and CPU affinity")
+    p.add_argument("--rt", action="store_true", help="daemon and robot loop ask for SCHED_FIFO and CPU affinity")
     return p
 
 
