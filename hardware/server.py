@@ -108,6 +108,38 @@ class SensorPublisher:
         return m
 
 
+class CommandClock:
+    """Arrival timing of joint commands as the robot loop sees them (the deploy report's robot-side figures).
+
+    Recorded in the LCM callback, i.e. when the server's loop reads the socket: period error against the
+    nominal COMMAND_HZ and sensor-to-command latency (arrival wall time − the command's source_utime).
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self.arrival: list[float] = []
+        self.latency_us: list[float] = []
+
+    def on_arrival(self, data: bytes) -> None:
+        if len(self.arrival) >= self.limit:
+            return
+        t, wall_us = time.perf_counter(), time.time_ns() // 1000
+        self.arrival.append(t)
+        with contextlib.suppress(Exception):  # garbage is the gate's business; it is only not timed here
+            src = joint_command_t.decode(data).source_utime
+            if src > 0:
+                self.latency_us.append(float(wall_us - src))
+
+    def stats(self) -> dict[str, float]:
+        def pct(x: np.ndarray, q: float) -> float:
+            return round(float(np.percentile(x, q)), 1) if len(x) else float("nan")
+
+        err = np.abs(np.diff(np.asarray(self.arrival)) * 1e6 - 1e6 / ch.COMMAND_HZ)
+        lat = np.asarray(self.latency_us)
+        return {"cmd_period_err_us_p50": pct(err, 50), "cmd_period_err_us_p99": pct(err, 99),
+                "cmd_latency_us_p50": pct(lat, 50), "cmd_latency_us_p99": pct(lat, 99)}
+
+
 class CommandGate:
     """Validates commands, applies the valid ones and damps on rejects and on silence (logged once each)."""
 
@@ -332,7 +364,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot start: %s", e)
         return 2
     inbox: collections.deque[bytes] = collections.deque()
-    sub = lc.subscribe(ch.JOINT_COMMAND, lambda _c, data: inbox.append(data))
+    clock = CommandClock()
+
+    def on_command(_channel: str, data: bytes) -> None:
+        clock.on_arrival(data)
+        inbox.append(data)
+
+    sub = lc.subscribe(ch.JOINT_COMMAND, on_command)
     pub = SensorPublisher(lc, truth=args.log_truth)
     gate = CommandGate(robot, args.cmd_timeout, args.damping_kd)
     pub.publish(robot.read())  # the first sample: starts a lockstep chain, and proves publishing works
@@ -349,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         robot.stop()
         lc.unsubscribe(sub)
     stats.update(samples=pub.samples, accepted=gate.accepted, rejected=gate.rejected, timeouts=gate.timeouts,
-                 signal=stop.signum)
+                 signal=stop.signum, **clock.stats())
     log.info("stopped (%s): %s", signal.Signals(stop.signum).name if stop.signum else "duration", stats)
     print("DONE hardware.server " + json.dumps(stats), flush=True)
     return 0

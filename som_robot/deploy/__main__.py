@@ -110,9 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         mon.stop()
     print(file=sys.stderr)
     stats = json.loads(chain.stats_json.read_text()) if chain.stats_json.exists() else None
-    summary = summarize(mon.series, spec.cmd, stats) | {"exit_codes": codes, "lcm_log": str(chain.lcm_log)}
+    summary = summarize(mon.series, spec.cmd, stats) | {"exit_codes": codes, "lcm_log": str(chain.lcm_log),
+                                                        "robot": chain.done_stats("robot")}
     paths = write_report(out, mon.series, summary)
-    keys = ("command_rate_hz", "command_period_error_us", "sensor_to_command_latency_us", "velocity", "estimator")
+    keys = ("command_rate_hz", "command_period_error_us", "sensor_to_command_latency_us", "robot", "velocity",
+            "estimator")
     print(json.dumps({k: summary.get(k) for k in keys}, indent=2))
     print("wrote " + ", ".join(str(p) for p in paths))
     return code

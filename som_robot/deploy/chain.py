@@ -8,6 +8,7 @@ wheel) so it can be replayed with `lcm-logplayer`. Onboard-safe: no torch or muj
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -151,6 +152,19 @@ class DeployChain:
         except BaseException:
             self.stop()
             raise
+
+    def done_stats(self, name: str) -> dict:
+        """The JSON a process printed on its `DONE <module> {...}` line at exit ({} if none)."""
+        if name not in self.procs:
+            return {}
+        prefix = f"DONE {self.procs[name].module} "
+        for line in reversed(self.procs[name].log_path.read_text(errors="replace").splitlines()):
+            if line.startswith(prefix):
+                try:
+                    return json.loads(line[len(prefix):])
+                except json.JSONDecodeError:
+                    return {}
+        return {}
 
     def alive(self, name: str) -> bool:
         return name in self.procs and self.procs[name].alive()

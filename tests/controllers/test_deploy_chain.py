@@ -48,6 +48,8 @@ def test_deploy_cli_runs_the_chain_and_writes_a_report(policy: Path, tmp_path: P
     assert modes[:3] == ["PASSIVE", "STAND_UP", "POLICY"] or modes[:2] == ["STAND_UP", "POLICY"], modes
     assert 400 < report["command_rate_hz"] < 520 and report["commands_received"] > 1500
     assert np.isfinite(report["sensor_to_command_latency_us"]["p99"])
+    assert report["robot"]["accepted"] > 1500 and report["robot"]["rejected"] == 0  # the robot server's own view
+    assert 0 < report["robot"]["cmd_latency_us_p50"] < 20_000
     assert report["policy_seconds"] > 2.0
     assert report["estimator"]["rms_vel_error_xy"] < 0.1  # Kalman filter vs MuJoCo ground truth
     assert report["daemon"], "daemon stats missing"
