@@ -9,6 +9,7 @@ stochastic policy. The contract goes into the file's metadata_props.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -25,16 +26,33 @@ OUTPUT_NAMES = ("action",)
 
 
 class OneStepPolicy(nn.Module):
-    """The exported module: observation normaliser, one MeanFlow evaluation, clip to the action box."""
+    """The exported module: observation normaliser, one MeanFlow evaluation, clip to the action box.
+
+    The one-step sample always evaluates u(z, r=0, t=1 | s), so the two time embeddings are constants.
+    Their contribution to the first layer, W_emb · emb + b, is folded into that layer's bias: the graph
+    holds only [norm(obs), z] → MLP, with no sinusoids or embedding networks left to run on the robot.
+    """
 
     def __init__(self, agent: SOM, action_clip: float = 1.0) -> None:
         super().__init__()
-        self.actor = agent.actor
+        actor = agent.actor
         self.norm = getattr(agent, "obs_norm", None) or nn.Identity()
         self.action_clip = action_clip
+        layers = [copy.deepcopy(m) for m in actor.net]
+        first = layers[0]
+        assert isinstance(first, nn.Linear)
+        with torch.no_grad():
+            one, zero = torch.ones(1, 1), torch.zeros(1, 1)
+            emb = torch.cat([actor.emb_t(one), actor.emb_gap(one - zero)], dim=-1)[0]  # t = 1, t − r = 1
+            n_in = first.in_features - emb.shape[0]
+            folded = nn.Linear(n_in, first.out_features)
+            folded.weight.copy_(first.weight[:, :n_in])
+            folded.bias.copy_(first.bias + first.weight[:, n_in:] @ emb)
+        self.net = nn.Sequential(folded, *layers[1:])
 
     def forward(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        return self.actor.sample(self.norm(obs), noise).clamp(-self.action_clip, self.action_clip)
+        u = self.net(torch.cat([self.norm(obs), noise], dim=-1))
+        return (noise - u).clamp(-self.action_clip, self.action_clip)
 
 
 def export_onnx(agent: SOM, contract: PolicyContract, path: str | Path, extra_metadata: dict[str, str] | None = None
