@@ -9,6 +9,7 @@ state, garbage on every channel. Each fault must put the daemon's command stream
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -184,3 +185,23 @@ def test_garbage_on_every_channel_crashes_nothing(walking: WalkingChain) -> None
     with walking.monitor.lock:
         recent = [t for t in walking.monitor.series.cmd_arrival if t > time.perf_counter() - 0.3]
     assert len(recent) > 100
+
+
+def test_ctrl_c_shuts_the_chain_down_cleanly(policy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "deploy"
+    cmd = [sys.executable, "-u", "-m", "som_robot.deploy", "--sim", "--policy", str(policy), "--out", str(out),
+           "--url", lcm_url()]  # no --duration: runs until interrupted
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    t_end = time.monotonic() + 60
+    for line in proc.stdout:
+        if line.startswith("chain up") or time.monotonic() > t_end:
+            break
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Ctrl-C" in stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["exit_codes"] == {"daemon": 0, "estimator": 0, "robot": 0}  # each stopped on its own SIGINT
+    assert report["modes"][-1]["mode"] == "DAMPING"  # the daemon damped before exiting
