@@ -40,7 +40,15 @@ class OnnxPolicy:
                                 f"(obs {self.contract.obs_dim}, noise {self.contract.act_dim})")
         if expected is not None:
             self.contract.check_matches(expected)
-        self._noise = np.zeros((1, self.contract.act_dim), np.float32)
+        # Batch-1 calls go through I/O binding on fixed buffers: ORT reads and writes these arrays in place,
+        # which skips the per-call input/output marshalling of session.run (≈3 µs of a ≈16 µs call).
+        self._obs_buf = np.zeros((1, self.contract.obs_dim), np.float32)
+        self._noise_buf = np.zeros((1, self.contract.act_dim), np.float32)
+        self._act_buf = np.zeros((1, self.contract.act_dim), np.float32)
+        self._io = self.session.io_binding()
+        for name, buf in (("obs", self._obs_buf), ("noise", self._noise_buf)):
+            self._io.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(buf))
+        self._io.bind_ortvalue_output("action", ort.OrtValue.ortvalue_from_numpy(self._act_buf))
 
     def __call__(self, obs: np.ndarray, noise: np.ndarray | None = None) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float32)
@@ -49,6 +57,7 @@ class OnnxPolicy:
         if not np.isfinite(obs).all():
             bad = [n for n, s in self.contract.obs_slices().items() if not np.isfinite(obs[s]).all()]
             raise PolicyInputError(f"non-finite observation in term(s) {bad}")
-        z = self._noise if noise is None else np.asarray(noise, np.float32).reshape(1, -1)
-        (act,) = self.session.run(["action"], {"obs": obs[None], "noise": z})
-        return act[0]
+        self._obs_buf[0] = obs
+        self._noise_buf[0] = 0.0 if noise is None else np.asarray(noise, np.float32).reshape(-1)
+        self.session.run_with_iobinding(self._io)
+        return self._act_buf[0].copy()
