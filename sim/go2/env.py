@@ -17,8 +17,9 @@ from sim.go2 import randomize as R
 from sim.go2.backend import BatchSim
 from sim.go2.config import CommandConfig, DomainRandConfig, Go2EnvConfig
 from sim.go2.model import build_model
-from sim.go2.obs import OBS_DIM, OBS_LAYOUT, Array, array_namespace, base_kinematics, build_obs, roll_pitch, row_norm
-from sim.go2.rewards import RewardState, check_reward_keys, compute_rewards
+from sim.go2.obs import OBS_DIM, OBS_LAYOUT, Array, array_namespace, base_kinematics, build_obs, row_norm
+from sim.go2.rewards import check_reward_keys
+from sim.go2.task import JoystickTaskStep
 from som_robot.envs.vec_env import StepResult
 
 __all__ = ["Go2VecEnv", "sample_commands"]
@@ -33,7 +34,7 @@ def sample_commands(rng: object, c: CommandConfig, n: int) -> Array:
     return cmd
 
 
-class Go2VecEnv:
+class Go2VecEnv(JoystickTaskStep):
     """N Go2 joystick envs with per-env domain randomization and same-step auto-reset."""
 
     def __init__(self, cfg: Go2EnvConfig | None = None, num_envs: int = 64, seed: int = 0, nthread: int = 0,
@@ -90,25 +91,9 @@ class Go2VecEnv:
         self.ep_len += 1
 
         rot, lin_vel, ang_vel, gravity = self._base_kinematics()
-        sd = self.sim.sensordata
-        contact = sd[:, self._foot_cols] > 0
-        contact_filt = contact | self.last_contact
-        self.last_contact = contact
-        first_contact = (self.air_time > 0) & contact_filt
-        self.air_time += self.dt
-        rs = RewardState(command=self.commands, lin_vel=lin_vel, ang_vel=ang_vel, gravity=gravity,
-                         torque_sq=torque_sq, action=a, last_action=self.last_action, air_time=self.air_time.copy(),
-                         first_contact=first_contact, collisions=np.sum(sd[:, self._leg_cols] > 0, axis=1),
-                         joint_pos=self.sim.qpos[:, 7:], soft_lower=self.soft_lower, soft_upper=self.soft_upper)
-        reward, terms = compute_rewards(rs, self.cfg.reward, self.dt)
-        self.air_time[contact_filt] = 0.0
-
-        tc = self.cfg.termination
-        roll, pitch = roll_pitch(rot)
-        terminated = (np.abs(roll) > tc.max_roll) | (np.abs(pitch) > tc.max_pitch) | self.sim.unstable()
-        if tc.base_contact:
-            terminated |= sd[:, self._base_col] > 0
-        truncated = (self.ep_len >= self.max_episode_steps) & ~terminated
+        reward, terms, terminated, truncated = self._task_step(a, torque_sq, rot, lin_vel, ang_vel, gravity,
+                                                               self.sim.qpos[:, 7:], self.sim.sensordata,
+                                                               self.sim.unstable())
         self.ep_ret += reward
         done = np.flatnonzero(terminated | truncated)
         returns, lengths = self.ep_ret[done].tolist(), self.ep_len[done].tolist()

@@ -20,8 +20,9 @@ from sim.go2 import randomize as R
 from sim.go2.config import DomainRandConfig, Go2EnvConfig
 from sim.go2.env import sample_commands
 from sim.go2.model import build_model
-from sim.go2.obs import OBS_DIM, OBS_LAYOUT, base_kinematics, build_obs, roll_pitch
-from sim.go2.rewards import REWARD_TERMS, RewardState, check_reward_keys, compute_rewards
+from sim.go2.obs import OBS_DIM, OBS_LAYOUT, base_kinematics, build_obs
+from sim.go2.rewards import REWARD_TERMS, check_reward_keys
+from sim.go2.task import JoystickTaskStep
 from sim.go2.warp_backend import WarpSim
 from som_robot.envs.vec_env import StepResult
 
@@ -50,7 +51,7 @@ class TorchRng:
         return torch.randint(low, high, self._shape(size), generator=self.gen, device=self.device)
 
 
-class Go2WarpEnv:
+class Go2WarpEnv(JoystickTaskStep):
     """N Go2 joystick envs on MuJoCo Warp (CUDA, or Warp's CPU device), per-env DR, same-step auto-reset."""
 
     def __init__(self, cfg: Go2EnvConfig | None = None, num_envs: int = 64, seed: int = 0,
@@ -109,26 +110,9 @@ class Go2WarpEnv:
 
         sim = self.sim
         rot, lin_vel, ang_vel, gravity = base_kinematics(sim.qpos, sim.qvel)
-        sd = sim.sensordata
-        contact = sd[:, self._foot_cols] > 0
-        contact_filt = contact | self.last_contact
-        self.last_contact = contact
-        first_contact = (self.air_time > 0) & contact_filt
-        self.air_time += self.dt
-        rs = RewardState(command=self.commands, lin_vel=lin_vel, ang_vel=ang_vel, gravity=gravity,
-                         torque_sq=torque_sq, action=a, last_action=self.last_action, air_time=self.air_time.clone(),
-                         first_contact=first_contact, collisions=(sd[:, self._leg_cols] > 0).sum(dim=1),
-                         joint_pos=sim.qpos[:, 7:], soft_lower=self.soft_lower, soft_upper=self.soft_upper)
-        reward, terms = compute_rewards(rs, self.cfg.reward, self.dt)
-        reward = torch.nan_to_num(reward, nan=0.0, posinf=0.0, neginf=0.0)  # a diverged world terminates below
-        self.air_time[contact_filt] = 0.0
-
-        tc = self.cfg.termination
-        roll, pitch = roll_pitch(rot)
-        terminated = (roll.abs() > tc.max_roll) | (pitch.abs() > tc.max_pitch) | sim.unstable()
-        if tc.base_contact:
-            terminated |= sd[:, self._base_col] > 0
-        truncated = (self.ep_len >= self.max_episode_steps) & ~terminated
+        reward, terms, terminated, truncated = self._task_step(a, torque_sq, rot, lin_vel, ang_vel, gravity,
+                                                               sim.qpos[:, 7:], sim.sensordata, sim.unstable())
+        reward = torch.nan_to_num(reward, nan=0.0, posinf=0.0, neginf=0.0)  # a diverged world terminates
         self.ep_ret += reward
         log_vals = self._log_values(terms, lin_vel, ang_vel, terminated, truncated)
         # The one device→host transfer of the step: flags, returns, lengths and log scalars.
