@@ -37,7 +37,7 @@ from controllers.inputs import (
     validate_joystick,
     validate_state_estimate,
 )
-from controllers.observation import ObservationBuilder, ObservationError, ObsInputs
+from controllers.observation import ObservationBuilder, ObservationError, ObsInputs, clock_phase
 from controllers.robot_config import DEFAULT_ROBOT_CONFIG, RobotConfig, load_robot_config
 from controllers.scheduler import RateLoop
 from controllers.state_machine import ModeMachine, Transition
@@ -115,6 +115,7 @@ class ControllerDaemon:
         self._stand_start = self.shaper.default.copy()
         self._stand_done = False
         self._policy_tick = 0
+        self._policy_steps = 0
         # bookkeeping
         self.faults = 0
         self.last_error = ""
@@ -208,6 +209,7 @@ class ControllerDaemon:
             self._stand_done = False
         elif tr.mode == Mode.POLICY:
             self._policy_tick = 0
+            self._policy_steps = 0  # the trot clock restarts at POLICY entry, as at an episode start in training
             self.last_action[:] = 0.0
             self.targets.reset(self.q if self.q is not None else self.shaper.default)
         _log(f"mode {tr.mode.name}: {tr.reason}")
@@ -222,7 +224,9 @@ class ControllerDaemon:
         inputs = ObsInputs(gravity_body=np.asarray(est.gravity_body, np.float64),
                            ang_vel_body=np.asarray(est.ang_vel_body, np.float64),
                            lin_vel_body=np.asarray(est.lin_vel_body, np.float64), command=self._command(),
-                           q=self.q, qd=self.qd, last_action=self.last_action)
+                           q=self.q, qd=self.qd, last_action=self.last_action,
+                           gait_phase=clock_phase(self._policy_steps, self.cfg.contract))
+        self._policy_steps += 1
         obs = self.builder.build(inputs)
         t0 = time.perf_counter()
         action = np.asarray(self.policy(obs), np.float64)  # PolicyInputError on NaN/shape: caught by the tick

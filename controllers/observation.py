@@ -14,7 +14,7 @@ import numpy as np
 
 from som_robot.contract import PolicyContract
 
-__all__ = ["ObservationError", "ObsInputs", "ObservationBuilder", "KNOWN_TERMS"]
+__all__ = ["ObservationError", "ObsInputs", "ObservationBuilder", "KNOWN_TERMS", "clock_phase"]
 
 
 class ObservationError(ValueError):
@@ -32,6 +32,17 @@ class ObsInputs:
     q: np.ndarray  # (n,) [rad] joint state, policy order
     qd: np.ndarray  # (n,) [rad/s]
     last_action: np.ndarray  # (n,) the policy's previous output
+    gait_phase: float = 0.0  # clock phase in [0, 1): `clock_phase(policy steps since POLICY entry, contract)`
+
+
+def clock_phase(policy_steps: int, contract: PolicyContract) -> float:
+    """The trot clock the policy was trained with: frac(k · control_dt · gait_freq), k = policy steps so far."""
+    return float((policy_steps * contract.control_dt * contract.gait_freq) % 1.0)
+
+
+def _phase_features(phase: float) -> np.ndarray:
+    ang = 2.0 * np.pi * phase
+    return np.array([np.cos(ang), np.sin(ang)])
 
 
 # name → (width given the joint count, raw value from the inputs and the default pose)
@@ -46,6 +57,7 @@ KNOWN_TERMS: dict[str, tuple[Callable[[int], int], _Source]] = {
     "joint_pos": (lambda n: n, lambda x, d: x.q - d),
     "joint_vel": (lambda n: n, lambda x, d: x.qd),
     "last_action": (lambda n: n, lambda x, d: x.last_action),
+    "gait_phase": (lambda n: 2, lambda x, d: _phase_features(x.gait_phase)),
 }
 
 

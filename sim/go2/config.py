@@ -31,16 +31,21 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "configs" / "quadrup
 
 Range = tuple[float, float]
 
-# legged_gym-style weights; every term the env computes must be listed (0 disables one).
+# Weights of the named terms; every term the env computes must be listed (0 disables one). Positive
+# scales are the task (tracking, gait), negative ones the penalties (see RewardConfig.composition).
 DEFAULT_REWARD_SCALES: Mapping[str, float] = MappingProxyType({
-    "tracking_lin_vel": 1.0,
-    "tracking_ang_vel": 0.5,
+    "tracking": 2.0,  # xy kernel x yaw kernel (the product task); the two below are legged_gym's separate terms
+    "tracking_lin_vel": 0.0,
+    "tracking_ang_vel": 0.0,
     "lin_vel_z": -2.0,
     "ang_vel_xy": -0.05,
     "orientation": -1.0,
     "torques": -2.0e-4,
     "action_rate": -0.01,
     "feet_air_time": 1.0,
+    "gait_contact": 0.5,
+    "swing_height": 0.5,
+    "stand_still": -0.5,
     "collision": -1.0,
     "dof_pos_limits": -10.0,
 })
@@ -58,36 +63,68 @@ def _range(r: Range, key: str, lo: float | None = None, hi: float | None = None)
 
 @dataclass(frozen=True)
 class CommandConfig:
-    """Body-frame velocity commands, uniform in the ranges, resampled per env every interval."""
+    """Body-frame velocity commands, uniform in the ranges, resampled per env every interval.
+
+    With `curriculum` on, the ranges start at (initial_lin_vel_x, vy = 0, yaw = 0, no stand commands), a
+    non-zero forward command the robot must step to follow, and widen linearly with a level in [0, 1] that
+    rises by `curriculum_step` whenever the running mean of the linear tracking term reaches
+    `curriculum_threshold`; at level 1 they are the full ranges with `stand_prob` stand commands.
+    """
 
     lin_vel_x: Range = (-1.0, 1.0)
     lin_vel_y: Range = (-0.5, 0.5)
     ang_vel_yaw: Range = (-1.0, 1.0)
     resample_interval_s: float = 10.0
     zero_below: float = 0.2  # |v_xy| below this becomes 0: teaches standing still
+    stand_prob: float = 0.1  # fraction of commands that are exactly (0, 0, 0)
+    curriculum: bool = True
+    initial_lin_vel_x: Range = (0.3, 0.8)
+    curriculum_threshold: float = 0.55  # running mean of the `tracking` kernel (1 = perfect)
+    curriculum_step: float = 0.2
+    curriculum_interval_s: float = 5.0  # how often the level is checked
 
     def __post_init__(self) -> None:
-        for k in ("lin_vel_x", "lin_vel_y", "ang_vel_yaw"):
+        for k in ("lin_vel_x", "lin_vel_y", "ang_vel_yaw", "initial_lin_vel_x"):
             _range(getattr(self, k), k)
         check(self.resample_interval_s > 0, "resample_interval_s", "must be > 0")
         check(self.zero_below >= 0, "zero_below", "must be >= 0")
+        check(0.0 <= self.stand_prob <= 1.0, "stand_prob", "must be in [0, 1]")
+        check(0.0 < self.curriculum_step <= 1.0, "curriculum_step", "must be in (0, 1]")
+        check(self.curriculum_interval_s > 0, "curriculum_interval_s", "must be > 0")
 
 
 @dataclass(frozen=True)
 class RewardConfig:
-    """Per-term scales (total = Σ scale·term·ctrl_dt) and the shape parameters of the terms."""
+    """Per-term scales and shape parameters, and how the weighted terms combine.
+
+    composition "product" (default): total = max(Σ task terms, 0)·exp(neg_sigma·Σ penalties)·ctrl_dt, with
+    task terms the positive-scale ones: a robot that stands under a moving command earns exactly nothing
+    (linear tracking kernels are 0 there, the gait terms average 0), and falling ends a non-negative stream.
+    "sum": legged_gym's Σ scale·term·ctrl_dt (optionally clipped at 0).
+    """
 
     scales: Mapping[str, float] = field(default_factory=lambda: DEFAULT_REWARD_SCALES)
-    tracking_sigma: float = 0.25
-    air_time_target: float = 0.5  # s; steps longer than this earn feet_air_time
+    composition: Literal["product", "sum"] = "product"
+    neg_sigma: float = 0.5  # product: penalties enter as exp(neg_sigma · Σ scale·term)
+    tracking_kernel: Literal["linear", "exp"] = "linear"
+    tracking_sigma: float = 0.25  # exp kernel: exp(-err²/sigma)
+    # linear kernel: clip(1 - |err| / max(|cmd|, floor), 0, 1), zero for a robot that does not move
+    lin_vel_floor: float = 0.25  # m/s
+    ang_vel_floor: float = 0.25  # rad/s
+    air_time_target: float = 0.25  # s; feet_air_time pays min(air time, target) at each touchdown
+    swing_height: float = 0.08  # m; swing_height pays clip(foot height / this, 0, 1) for feet in swing
+    moving_threshold: float = 0.1  # |cmd| (xy norm or |yaw|) above which the gait terms follow the clock
     soft_dof_pos_limit: float = 0.9  # fraction of the joint range before dof_pos_limits bites
-    only_positive: bool = False  # clip the total at 0 (legged_gym's only_positive_rewards)
+    only_positive: bool = False  # sum: clip the total at 0 (legged_gym's only_positive_rewards)
 
     def __post_init__(self) -> None:
         keys, want = set(self.scales), set(DEFAULT_REWARD_SCALES)
         check(keys == want, "scales", f"must name exactly {sorted(want)}; missing {sorted(want - keys)}, "
                                       f"unknown {sorted(keys - want)}")
         check(self.tracking_sigma > 0, "tracking_sigma", "must be > 0")
+        check(self.neg_sigma >= 0, "neg_sigma", "must be >= 0")
+        check(self.lin_vel_floor > 0 and self.ang_vel_floor > 0, "lin_vel_floor", "floors must be > 0")
+        check(self.air_time_target > 0 and self.swing_height > 0, "swing_height", "must be > 0")
         check(0 < self.soft_dof_pos_limit <= 1, "soft_dof_pos_limit", "must be in (0, 1]")
 
 

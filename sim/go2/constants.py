@@ -21,6 +21,10 @@ __all__ = [
     "KP",
     "KD",
     "ACTION_SCALE",
+    "GAIT_FREQ",
+    "GAIT_OFFSETS",
+    "GAIT_DUTY",
+    "gait_phase",
     "SIM_DT",
     "DECIMATION",
     "CTRL_DT",
@@ -31,6 +35,7 @@ __all__ = [
     "FOOT_GEOMS",
     "FOOT_SITES",
     "FOOT_CONTACT_SENSORS",
+    "FOOT_POS_SENSORS",
     "BASE_CONTACT_SENSOR",
     "LEG_COLLISION_SENSORS",
     "sensor_slice",
@@ -53,7 +58,16 @@ DEFAULT_JOINT_POS = np.tile(np.array([0.0, 0.9, -1.8]), 4)
 # from 0.27 m to ~0.20 m with zero action; 40 holds ~0.24 m while staying compliant.
 KP = 40.0
 KD = 1.0
-ACTION_SCALE = 0.25  # rad per unit action (actions are in [-1, 1])
+# rad per unit action (actions are in [-1, 1]). 0.25 (legged_gym's scale, but there actions are unbounded)
+# gives a box too small to step at 1 m/s; Walk in the Park / Gait in Eight use 0.2-0.4 rad boxes at similar gains.
+ACTION_SCALE = 0.35
+
+# Trot clock: the policy sees (cos, sin) of one phase that advances GAIT_FREQ cycles per second from 0 at
+# the episode's (or POLICY mode's) first step; diagonal legs share a phase. A leg is in stance while its
+# phase is below GAIT_DUTY. The onboard daemon advances the same clock once per policy step.
+GAIT_FREQ = 2.0  # Hz
+GAIT_OFFSETS = np.array([0.0, 0.5, 0.5, 0.0])  # FL, FR, RL, RR
+GAIT_DUTY = 0.5
 
 SIM_DT = 0.002  # MJCF timestep; the PD law runs every physics step (500 Hz)
 DECIMATION = 10  # physics steps per policy step
@@ -67,11 +81,17 @@ FLOOR_BODY = "world"  # floor plane and heightfield are world geoms
 FOOT_GEOMS: tuple[str, ...] = LEGS  # the MJCF names the foot spheres FL, FR, RL, RR
 FOOT_SITES: tuple[str, ...] = tuple(f"{leg}_foot" for leg in LEGS)  # added by model.build_spec
 FOOT_CONTACT_SENSORS: tuple[str, ...] = tuple(f"{leg}_foot_contact" for leg in LEGS)
+FOOT_POS_SENSORS: tuple[str, ...] = tuple(f"{leg}_foot_pos" for leg in LEGS)  # world framepos of the foot sites
 BASE_CONTACT_SENSOR = "base_contact"
 # Thigh body and the calf's shank geoms (not the foot) touching the floor: the 'collision' penalty.
 LEG_COLLISION_SENSORS: tuple[str, ...] = tuple(
     f"{leg}_{part}_contact" for leg in LEGS for part in ("thigh", "calf0", "calf1")
 )
+
+
+def gait_phase(policy_steps: np.ndarray | int) -> np.ndarray:
+    """Clock phase in [0, 1) after `policy_steps` policy steps (numpy; the envs use the same formula)."""
+    return np.mod(np.asarray(policy_steps, dtype=np.float64) * (CTRL_DT * GAIT_FREQ), 1.0)
 
 
 def sensor_slice(model: object, name: str) -> slice:

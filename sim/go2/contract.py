@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sim.go2.constants import ACTION_SCALE, CTRL_DT, DEFAULT_JOINT_POS, JOINT_NAMES, KD, KP, NUM_JOINTS, SIM_DT
+from sim.go2.constants import (
+    ACTION_SCALE,
+    CTRL_DT,
+    DEFAULT_JOINT_POS,
+    GAIT_FREQ,
+    JOINT_NAMES,
+    KD,
+    KP,
+    NUM_JOINTS,
+    SIM_DT,
+)
 from sim.go2.obs import OBS_LAYOUT
 from som_robot.contract import PolicyContract
 
@@ -18,4 +28,4 @@ def go2_contract() -> PolicyContract:
         robot="unitree_go2", joint_names=JOINT_NAMES, default_pose=tuple(float(x) for x in DEFAULT_JOINT_POS),
         kp=(float(KP),) * NUM_JOINTS, kd=(float(KD),) * NUM_JOINTS, torque_limits=TORQUE_LIMITS,
         action_scale=float(ACTION_SCALE), obs_terms=tuple(OBS_LAYOUT), control_dt=float(CTRL_DT),
-        sim_dt=float(SIM_DT))
+        sim_dt=float(SIM_DT), gait_freq=float(GAIT_FREQ))

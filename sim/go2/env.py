@@ -15,23 +15,14 @@ import torch
 from sim.go2 import constants as C
 from sim.go2 import randomize as R
 from sim.go2.backend import BatchSim
-from sim.go2.config import CommandConfig, DomainRandConfig, Go2EnvConfig
+from sim.go2.config import DomainRandConfig, Go2EnvConfig
 from sim.go2.model import build_model
-from sim.go2.obs import OBS_DIM, OBS_LAYOUT, Array, array_namespace, base_kinematics, build_obs, row_norm
+from sim.go2.obs import OBS_DIM, OBS_LAYOUT, base_kinematics, build_obs
 from sim.go2.rewards import check_reward_keys
-from sim.go2.task import JoystickTaskStep
+from sim.go2.task import JoystickTaskStep, sample_commands
 from som_robot.envs.vec_env import StepResult
 
-__all__ = ["Go2VecEnv", "sample_commands"]
-
-
-def sample_commands(rng: object, c: CommandConfig, n: int) -> Array:
-    """(n, 3) uniform (vx, vy, yaw rate); small |v_xy| zeroed. `rng`: numpy Generator or a torch stand-in."""
-    u = rng.uniform  # type: ignore[attr-defined]
-    x, y, yaw = u(*c.lin_vel_x, n), u(*c.lin_vel_y, n), u(*c.ang_vel_yaw, n)
-    cmd = array_namespace(x).stack([x, y, yaw], axis=1)
-    cmd[row_norm(cmd[:, :2]) < c.zero_below, :2] = 0.0
-    return cmd
+__all__ = ["Go2VecEnv", "sample_commands"]  # sample_commands re-exported from sim.go2.task
 
 
 class Go2VecEnv(JoystickTaskStep):
@@ -68,6 +59,9 @@ class Go2VecEnv(JoystickTaskStep):
         self._foot_cols = C.sensor_columns(m, C.FOOT_CONTACT_SENSORS)
         self._leg_cols = C.sensor_columns(m, C.LEG_COLLISION_SENSORS)
         self._base_col = C.sensor_slice(m, C.BASE_CONTACT_SENSOR).start
+        self._foot_pos_cols = C.sensor_columns(m, C.FOOT_POS_SENSORS) + 2  # world z of each foot site
+        self._default_pos = C.DEFAULT_JOINT_POS
+        self._init_curriculum()
         self._all = np.arange(n)
         self._reset_envs(self._all)
 
@@ -148,11 +142,8 @@ class Go2VecEnv(JoystickTaskStep):
         _, _, ang_vel, gravity = self._base_kinematics(sel)
         terms = {"gravity": gravity, "gyro": ang_vel, "command": self.commands[sel],
                  "joint_pos": self.sim.qpos[sel, 7:] - C.DEFAULT_JOINT_POS, "joint_vel": self.sim.qvel[sel, 6:],
-                 "last_action": self.last_action[sel]}
+                 "last_action": self.last_action[sel], "gait_phase": self._phase_obs(sel)}
         return build_obs(terms, noise)
-
-    def _sample_commands(self, n: int) -> np.ndarray:
-        return sample_commands(self.rng, self.cfg.command, n)
 
     def _reset_envs(self, ids: np.ndarray) -> None:
         """New DR draw, model parameters, spawn pose and command for envs `ids`."""
@@ -186,5 +177,6 @@ class Go2VecEnv(JoystickTaskStep):
         log["env/base_height"] = float(np.mean(self.sim.qpos[:, 2]))
         log["env/terminated"] = float(np.mean(terminated))
         log["env/truncated"] = float(np.mean(truncated))
+        log["curriculum/level"] = self.cmd_level
         log.update(self._dr_log)
         return log

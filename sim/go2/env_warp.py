@@ -18,7 +18,6 @@ import torch
 from sim.go2 import constants as C
 from sim.go2 import randomize as R
 from sim.go2.config import DomainRandConfig, Go2EnvConfig
-from sim.go2.env import sample_commands
 from sim.go2.model import build_model
 from sim.go2.obs import OBS_DIM, OBS_LAYOUT, base_kinematics, build_obs
 from sim.go2.rewards import REWARD_TERMS, check_reward_keys
@@ -87,6 +86,9 @@ class Go2WarpEnv(JoystickTaskStep):
         self._foot_cols = torch.as_tensor(C.sensor_columns(self.model, C.FOOT_CONTACT_SENSORS), device=dev)
         self._leg_cols = torch.as_tensor(C.sensor_columns(self.model, C.LEG_COLLISION_SENSORS), device=dev)
         self._base_col = C.sensor_slice(self.model, C.BASE_CONTACT_SENSOR).start
+        self._foot_pos_cols = torch.as_tensor(C.sensor_columns(self.model, C.FOOT_POS_SENSORS) + 2, device=dev)
+        self._default_pos = self._default_q
+        self._init_curriculum()
         self._all = torch.arange(n, device=dev)
         self._reset_envs(self._all)
 
@@ -123,9 +125,10 @@ class Go2WarpEnv(JoystickTaskStep):
         returns = summary[2 * n:3 * n][done].astype(np.float64).tolist()
         lengths = summary[3 * n:4 * n][done].astype(np.int64).tolist()
         log = dict(zip(self._log_keys, summary[4 * n:].astype(np.float64).tolist(), strict=True))
+        log["curriculum/level"] = self.cmd_level
 
         resample = (self.ep_len % self.resample_steps == 0)[:, None]
-        self.commands = torch.where(resample, sample_commands(self.rng, self.cfg.command, n), self.commands)
+        self.commands = torch.where(resample, self._sample_commands(n), self.commands)
         self.last_action = a
         noise = self._noise()
         final = torch.nan_to_num(self._observe(noise), nan=0.0, posinf=0.0, neginf=0.0)
@@ -168,7 +171,7 @@ class Go2WarpEnv(JoystickTaskStep):
         _, _, ang_vel, gravity = base_kinematics(qpos, qvel)
         terms = {"gravity": gravity, "gyro": ang_vel, "command": self.commands[sel],
                  "joint_pos": qpos[:, 7:] - self._default_q, "joint_vel": qvel[:, 6:],
-                 "last_action": self.last_action[sel]}
+                 "last_action": self.last_action[sel], "gait_phase": self._phase_obs(sel)}
         return build_obs(terms, noise)
 
     def _sample_dr(self, cfg: DomainRandConfig, n: int) -> R.DRParams:
@@ -199,7 +202,7 @@ class Go2WarpEnv(JoystickTaskStep):
             qpos[:, :2] = self.rng.uniform(-1.0, 1.0, (n, 2)) * (cfg.rough.half_size - 3.0)
             qpos[:, 2] += cfg.rough.max_height
         sim.reset(ids, qpos, torch.zeros(n, self.model.nv, dtype=_F32, device=self.device))
-        self.commands[ids] = sample_commands(self.rng, cfg.command, n)
+        self.commands[ids] = self._sample_commands(n)
         for arr in (self.last_action, self.action_hist, self.air_time, self.ep_ret):
             arr[ids] = 0.0
         self.last_contact[ids] = False

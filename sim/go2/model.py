@@ -60,6 +60,8 @@ def build_spec(cfg: Go2EnvConfig | None = None) -> mujoco.MjSpec:
             _contact_sensor(spec, f"{leg}_calf{i}_contact", mujoco.mjtObj.mjOBJ_GEOM, g.name)
         _contact_sensor(spec, f"{leg}_thigh_contact", mujoco.mjtObj.mjOBJ_BODY, f"{leg}_thigh")
         _contact_sensor(spec, f"{leg}_foot_contact", mujoco.mjtObj.mjOBJ_GEOM, leg)
+        spec.add_sensor(name=f"{leg}_foot_pos", type=mujoco.mjtSensor.mjSENS_FRAMEPOS,
+                        objtype=mujoco.mjtObj.mjOBJ_SITE, objname=f"{leg}_foot")  # swing-height reward
     _contact_sensor(spec, C.BASE_CONTACT_SENSOR, mujoco.mjtObj.mjOBJ_BODY, C.BASE_BODY)
     key = spec.key("home")
     key.ctrl = np.zeros(C.NUM_JOINTS)  # the stock keyframe's ctrl is a leftover pose, not torques

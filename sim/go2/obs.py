@@ -34,6 +34,7 @@ __all__ = [
     "rotate_to_body",
     "roll_pitch",
     "base_kinematics",
+    "phase_features",
     "build_obs",
 ]
 
@@ -46,6 +47,7 @@ OBS_LAYOUT: tuple[ObsTerm, ...] = (
     ObsTerm("joint_pos", 12, 1.0),  # q - default pose (rad)
     ObsTerm("joint_vel", 12, 0.05),  # qd (rad/s)
     ObsTerm("last_action", 12, 1.0),  # the policy's previous output in [-1, 1]
+    ObsTerm("gait_phase", 2, 1.0),  # (cos, sin) of the trot clock, 2π·phase (constants.gait_phase)
 )
 OBS_DIM = sum(t.dim for t in OBS_LAYOUT)
 
@@ -101,6 +103,13 @@ def base_kinematics(qpos: Array, qvel: Array) -> tuple[Array, Array, Array, Arra
     ang_vel = qvel[:, 3:6] * 1.0  # a copy: the free joint's angular velocity is already in the base frame
     gravity = -rot[:, 2, :]  # Rᵀ (0, 0, -1)
     return rot, lin_vel, ang_vel, gravity
+
+
+def phase_features(phase: Array) -> Array:
+    """(N,) clock phase in [0, 1) → (N, 2) (cos, sin) of 2π·phase."""
+    xp = array_namespace(phase)
+    ang = 2.0 * np.pi * phase
+    return xp.stack([xp.cos(ang), xp.sin(ang)], axis=-1)
 
 
 def build_obs(terms: dict[str, Array], noise: dict[str, Array] | None = None) -> Array:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sim.go2.config import DEFAULT_REWARD_SCALES, RewardConfig
 from sim.go2.obs import Array, array_namespace, row_norm
 
-__all__ = ["RewardState", "REWARD_TERMS", "check_reward_keys", "compute_rewards"]
+__all__ = ["RewardState", "REWARD_TERMS", "check_reward_keys", "compute_rewards", "moving", "tracking"]
 
 
 @dataclass
@@ -33,19 +33,40 @@ class RewardState:
     joint_pos: Array  # (N, 12)
     soft_lower: Array  # (12,)
     soft_upper: Array  # (12,)
+    default_pos: Array  # (12,)
+    contact: Array  # (N, 4) bool, feet touching the ground now
+    stance: Array  # (N, 4) bool, the trot clock's stance schedule
+    foot_height: Array  # (N, 4) m, each foot above the lowest foot (terrain-agnostic clearance)
 
 
 Term = Callable[[RewardState, RewardConfig], Array]
 
 
+def moving(s: RewardState, c: RewardConfig) -> Array:
+    """(N,) bool: the command asks for motion (gait terms follow the clock; else standing is rewarded)."""
+    return (row_norm(s.command[:, :2]) > c.moving_threshold) | (abs(s.command[:, 2]) > c.moving_threshold)
+
+
+def _kernel(err: Array, cmd_mag: Array, floor: float, c: RewardConfig) -> Array:
+    """Linear: clip(1 − |err|/max(|cmd|, floor), 0, 1), so zero motion under a command earns 0; or exp."""
+    if c.tracking_kernel == "exp":
+        return array_namespace(err).exp(-err * err / c.tracking_sigma)
+    return (1.0 - err / cmd_mag.clip(floor, None)).clip(0.0, 1.0)
+
+
 def tracking_lin_vel(s: RewardState, c: RewardConfig) -> Array:
-    err = ((s.command[:, :2] - s.lin_vel[:, :2]) ** 2).sum(axis=1)
-    return array_namespace(err).exp(-err / c.tracking_sigma)
+    err = row_norm(s.command[:, :2] - s.lin_vel[:, :2])
+    return _kernel(err, row_norm(s.command[:, :2]), c.lin_vel_floor, c)
 
 
 def tracking_ang_vel(s: RewardState, c: RewardConfig) -> Array:
-    err = (s.command[:, 2] - s.ang_vel[:, 2]) ** 2
-    return array_namespace(err).exp(-err / c.tracking_sigma)
+    return _kernel(abs(s.command[:, 2] - s.ang_vel[:, 2]), abs(s.command[:, 2]), c.ang_vel_floor, c)
+
+
+def tracking(s: RewardState, c: RewardConfig) -> Array:
+    """xy and yaw kernels multiplied: separately, standing still would collect the yaw kernel under a forward
+    command and the xy kernel under a turn-in-place command; together, any non-zero command pays 0 for it."""
+    return tracking_lin_vel(s, c) * tracking_ang_vel(s, c)
 
 
 def lin_vel_z(s: RewardState, c: RewardConfig) -> Array:
@@ -69,9 +90,28 @@ def action_rate(s: RewardState, c: RewardConfig) -> Array:
 
 
 def feet_air_time(s: RewardState, c: RewardConfig) -> Array:
-    """Reward long steps at touchdown; zero when commanded to stand."""
-    r = ((s.air_time - c.air_time_target) * s.first_contact).sum(axis=1)
-    return r * (row_norm(s.command[:, :2]) > 0.1)
+    """Pay min(air time, target) at each touchdown: every step earns, none is punished; zero when standing."""
+    r = (s.air_time.clip(None, c.air_time_target) * s.first_contact).sum(axis=1)
+    return r * moving(s, c)
+
+
+def gait_contact(s: RewardState, c: RewardConfig) -> Array:
+    """Mean over feet of ±1 for contact matching the schedule: the trot clock when moving, all feet down
+    when standing. A robot standing under a moving command averages 0."""
+    want = s.stance | ~moving(s, c)[:, None]
+    match = (s.contact == want) * 2.0 - 1.0
+    return match.mean(axis=1)
+
+
+def swing_height(s: RewardState, c: RewardConfig) -> Array:
+    """Mean over the clock's swing feet of clip(height / target, 0, 1): zero for a robot that does not lift."""
+    lift = (s.foot_height / c.swing_height).clip(0.0, 1.0) * ~s.stance
+    return lift.sum(axis=1) / 2.0 * moving(s, c)  # two feet swing at a time in a trot
+
+
+def stand_still(s: RewardState, c: RewardConfig) -> Array:
+    """Σ|q − default| under a stand command (the posture to hold when not asked to move)."""
+    return abs(s.joint_pos - s.default_pos).sum(axis=1) * ~moving(s, c)
 
 
 def collision(s: RewardState, c: RewardConfig) -> Array:
@@ -85,6 +125,7 @@ def dof_pos_limits(s: RewardState, c: RewardConfig) -> Array:
 
 
 REWARD_TERMS: dict[str, Term] = {
+    "tracking": tracking,
     "tracking_lin_vel": tracking_lin_vel,
     "tracking_ang_vel": tracking_ang_vel,
     "lin_vel_z": lin_vel_z,
@@ -93,6 +134,9 @@ REWARD_TERMS: dict[str, Term] = {
     "torques": torques,
     "action_rate": action_rate,
     "feet_air_time": feet_air_time,
+    "gait_contact": gait_contact,
+    "swing_height": swing_height,
+    "stand_still": stand_still,
     "collision": collision,
     "dof_pos_limits": dof_pos_limits,
 }
@@ -106,9 +150,15 @@ def check_reward_keys(cfg: RewardConfig) -> None:
 
 
 def compute_rewards(s: RewardState, cfg: RewardConfig, dt: float) -> tuple[Array, dict[str, Array]]:
-    """Total (N,) and each weighted term scale·term·dt (N,), keyed like cfg.scales."""
-    terms = {k: cfg.scales[k] * fn(s, cfg) * dt for k, fn in REWARD_TERMS.items()}
-    total = sum(terms.values())
-    if cfg.only_positive:
-        total = total.clip(0.0, None)
+    """Total (N,) and each weighted term scale·term·dt (N,), keyed like cfg.scales (see RewardConfig)."""
+    weighted = {k: cfg.scales[k] * fn(s, cfg) for k, fn in REWARD_TERMS.items()}
+    terms = {k: v * dt for k, v in weighted.items()}
+    if cfg.composition == "product":
+        pos = sum(v for k, v in weighted.items() if cfg.scales[k] > 0)
+        neg = sum((v for k, v in weighted.items() if cfg.scales[k] < 0), 0.0 * pos)
+        total = pos.clip(0.0, None) * array_namespace(pos).exp(cfg.neg_sigma * neg) * dt
+    else:
+        total = sum(terms.values())
+        if cfg.only_positive:
+            total = total.clip(0.0, None)
     return total, terms

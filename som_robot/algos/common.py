@@ -39,10 +39,11 @@ class Algorithm(Protocol):
 class TwinQ(nn.Module):
     """Two independent Q(s, a[, cond]) MLPs; returns both, shape (B,) each."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], act: str = "mish", cond_dim: int = 0):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], act: str = "mish", cond_dim: int = 0,
+                 layer_norm: bool = False):
         super().__init__()
-        self.q1 = MLP(obs_dim + act_dim + cond_dim, 1, hidden, act)
-        self.q2 = MLP(obs_dim + act_dim + cond_dim, 1, hidden, act)
+        self.q1 = MLP(obs_dim + act_dim + cond_dim, 1, hidden, act, layer_norm=layer_norm)
+        self.q2 = MLP(obs_dim + act_dim + cond_dim, 1, hidden, act, layer_norm=layer_norm)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor, cond: torch.Tensor | None = None):
         x = torch.cat([obs, act] if cond is None else [obs, act, cond], dim=-1)

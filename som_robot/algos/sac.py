@@ -31,6 +31,7 @@ class SACConfig:
 
     hidden: tuple[int, ...] = (256, 256)
     activation: str = "relu"
+    critic_layer_norm: bool = False  # LayerNorm in the critics' hidden layers (as SOM's option)
     actor_lr: float = 3e-4
     critic_lr: float = 1e-3
     alpha_lr: float = 1e-3
@@ -78,7 +79,8 @@ class SAC:
         self.device = torch.device(device)
         torch.manual_seed(seed)
         self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden, cfg.activation).to(self.device)
-        self.critic = TwinQ(obs_dim, act_dim, cfg.hidden, cfg.activation).to(self.device)
+        self.critic = TwinQ(obs_dim, act_dim, cfg.hidden, cfg.activation, layer_norm=cfg.critic_layer_norm).to(
+            self.device)
         self.critic_targ = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(math.log(cfg.init_alpha), device=self.device, requires_grad=True)
         self.target_entropy = -cfg.target_entropy_scale * act_dim

@@ -36,7 +36,10 @@ class SOMConfig:
     """SOM hyperparameters. Tags in algorithms.md §3.7: K, β, r=t ratio from [T]; the rest proposals."""
 
     hidden: tuple[int, ...] = (256, 256, 256)  # actor and critic MLP widths
-    activation: str = "mish"
+    activation: str = "mish"  # actor (smooth: its JVP target differentiates the network)
+    critic_activation: str = ""  # "" = same as `activation`; relu is ~3x cheaper than mish on CPU
+    critic_layer_norm: bool = False  # LayerNorm in the critics' hidden layers (BRO / FastSAC)
+    actor_every: int = 1  # actor (score + MeanFlow) step every k critic steps (FastSAC-style delayed policy)
     time_dim: int = 16  # sinusoidal time-embedding width
     time_scale: float = 1.0  # t is multiplied by this before the sinusoid (large values make du/dt noisy)
     actor_lr: float = 3e-4
@@ -81,6 +84,7 @@ class SOMConfig:
         check(self.score_scale > 0 and self.explore_noise >= 0 and self.grad_clip >= 0, "score_scale",
               "score_scale must be > 0; explore_noise and grad_clip >= 0")
         check(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), "hidden", "needs positive widths")
+        check(self.actor_every >= 1, "actor_every", "must be >= 1")
 
 
 def vp_schedule(t: torch.Tensor, beta_min: float, beta_max: float) -> tuple[torch.Tensor, ...]:
@@ -228,12 +232,14 @@ class SOM:
         torch.manual_seed(seed)
         self.actor = MeanFlowNet(obs_dim, act_dim, cfg.hidden, cfg.activation, cfg.time_dim, cfg.time_scale).to(
             self.device)
-        self.critic = TwinQ(obs_dim, act_dim, cfg.hidden, cfg.activation).to(self.device)
+        self.critic = TwinQ(obs_dim, act_dim, cfg.hidden, cfg.critic_activation or cfg.activation,
+                            layer_norm=cfg.critic_layer_norm).to(self.device)
         self.critic_targ = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.obs_norm = EmpiricalNormalizer(obs_dim).to(self.device) if cfg.obs_norm else None
         self.num_updates = 0
+        self._actor_metrics: dict[str, float] = {}
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """What the networks see: the observation through the normaliser (identity when off)."""
@@ -327,17 +333,18 @@ class SOM:
 
     # ----- update -------------------------------------------------------------------------------
     def update(self, b: Batch) -> dict[str, float]:
-        """One critic step, Polyak targets, one actor step (on normalised observations)."""
+        """One critic step, Polyak targets, and every `actor_every`-th call one actor step (normalised obs)."""
         if self.obs_norm is not None:
             self.obs_norm.update(b.obs)
             b = dataclasses.replace(b, obs=self.obs_norm(b.obs), next_obs=self.obs_norm(b.next_obs))
         closs, m = self.critic_loss(b)
         self._step(self.critic_opt, closs)
         polyak_update(self.critic_targ, self.critic, self.cfg.tau)
-        aloss, ma = self.actor_loss(b)
-        self._step(self.actor_opt, aloss)
+        if self.num_updates % self.cfg.actor_every == 0:
+            aloss, self._actor_metrics = self.actor_loss(b)
+            self._step(self.actor_opt, aloss)
         self.num_updates += 1
-        return m | ma
+        return m | self._actor_metrics
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer_step(opt, loss, self.cfg.grad_clip)

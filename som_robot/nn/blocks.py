@@ -21,15 +21,20 @@ def activation(name: str) -> nn.Module:
 
 
 class MLP(nn.Sequential):
-    """Plain MLP; `zero_last` zero-initialises the output layer (SOM's actor starts as a = z)."""
+    """Plain MLP; `zero_last` zero-initialises the output layer (SOM's actor starts as a = z).
+
+    `layer_norm` puts a LayerNorm after each hidden Linear (before the activation): the critic
+    normalisation of BRO / FastSAC that keeps Q-learning stable at small batch and high update rates.
+    """
 
     def __init__(
-        self, in_dim: int, out_dim: int, hidden: Sequence[int], act: str = "mish", zero_last: bool = False
+        self, in_dim: int, out_dim: int, hidden: Sequence[int], act: str = "mish", zero_last: bool = False,
+        layer_norm: bool = False,
     ) -> None:
         layers: list[nn.Module] = []
         d = in_dim
         for h in hidden:
-            layers += [nn.Linear(d, h), activation(act)]
+            layers += [nn.Linear(d, h), *([nn.LayerNorm(h)] if layer_norm else []), activation(act)]
             d = h
         last = nn.Linear(d, out_dim)
         if zero_last:

@@ -11,7 +11,7 @@ import mujoco
 import numpy as np
 import torch
 
-from controllers.observation import ObservationBuilder, ObsInputs
+from controllers.observation import ObservationBuilder, ObsInputs, clock_phase
 from controllers.robot_config import load_robot_config
 from sim.go2 import constants as C
 from sim.go2.config import load_go2_config
@@ -24,13 +24,17 @@ def test_daemon_observation_equals_the_training_observation() -> None:
     env = Go2VecEnv(cfg, num_envs=3, seed=4, nthread=1)
     env.reset(seed=4)
     rng = np.random.default_rng(0)
-    builder = ObservationBuilder(load_robot_config().contract)
+    contract = load_robot_config().contract
+    builder = ObservationBuilder(contract)
+    steps_since_reset = np.zeros(env.num_envs, dtype=int)  # the daemon's own clock count, kept by the test
     data = mujoco.MjData(env.model)
     base = env.model.body(C.BASE_BODY).id
-    checked = 0
+    checked, phases = 0, []
     for step in range(40):
-        env.step(torch.from_numpy(rng.uniform(-0.6, 0.6, size=(3, 12))).float())
-        if step % 10:
+        res = env.step(torch.from_numpy(rng.uniform(-0.6, 0.6, size=(3, 12))).float())
+        done = (res.terminated | res.truncated).numpy()
+        steps_since_reset = np.where(done, 0, steps_since_reset + 1)
+        if step % 10 != 9:
             continue
         train_obs = env._observe()  # noise-free training observation of the current state
         for i in range(env.num_envs):
@@ -41,8 +45,11 @@ def test_daemon_observation_equals_the_training_observation() -> None:
             mujoco.mj_objectVelocity(env.model, data, mujoco.mjtObj.mjOBJ_XBODY, base, vel, 1)  # body frame [ang, lin]
             inputs = ObsInputs(gravity_body=rot.T @ np.array([0.0, 0.0, -1.0]), ang_vel_body=vel[:3],
                                lin_vel_body=vel[3:], command=env.commands[i], q=data.qpos[7:].copy(),
-                               qd=data.qvel[6:].copy(), last_action=env.last_action[i])
+                               qd=data.qvel[6:].copy(), last_action=env.last_action[i],
+                               gait_phase=clock_phase(int(steps_since_reset[i]), contract))
             np.testing.assert_allclose(builder.build(inputs), train_obs[i], rtol=1e-5, atol=1e-5)
+            phases.append(inputs.gait_phase)
             checked += 1
     env.close()
     assert checked == 12
+    assert contract.gait_freq > 0 and max(phases) > 0.1  # the clock term was exercised away from phase 0
