@@ -72,24 +72,25 @@ def test_standing_at_default_pose_keeps_base_height() -> None:
 
 
 def test_obs_shape_layout_and_finite() -> None:
-    assert OBS_DIM == 45 and [t.name for t in OBS_LAYOUT][:2] == ["gravity", "gyro"]
+    assert OBS_DIM == 47 and [t.name for t in OBS_LAYOUT][:2] == ["gravity", "gyro"]
     env = make_env(n=3)
     assert isinstance(env, VecEnv)
     obs = env.reset(1)
-    assert obs.shape == (3, 45) and obs.dtype == torch.float32 and torch.isfinite(obs).all()
+    assert obs.shape == (3, 47) and obs.dtype == torch.float32 and torch.isfinite(obs).all()
     g = obs[:, obs_slices()["gravity"]].numpy()
     assert np.allclose(g, [0, 0, -1], atol=0.2)  # upright at reset (plus noise)
     res = env.step(torch.rand(3, 12) * 2 - 1)
     assert isinstance(res, StepResult)
     for x in (res.obs, res.final_obs):
-        assert x.shape == (3, 45) and torch.isfinite(x).all()
-    assert np.allclose(res.obs[:, obs_slices()["last_action"]].numpy(), res.final_obs[:, -12:].numpy())
+        assert x.shape == (3, 47) and torch.isfinite(x).all()
+    la = obs_slices()["last_action"]
+    assert np.allclose(res.obs[:, la].numpy(), res.final_obs[:, la].numpy())
 
 
 def test_reward_terms_match_config_and_are_logged() -> None:
     cfg = Go2EnvConfig()
     assert set(REWARD_TERMS) == set(cfg.reward.scales)
-    env = make_env(n=2)
+    env = make_env(n=2, reward=replace(cfg.reward, composition="sum"))
     res = env.step(zeros(env))
     assert {k.removeprefix("reward/") for k in res.log if k.startswith("reward/")} == set(cfg.reward.scales)
     total = sum(v for k, v in res.log.items() if k.startswith("reward/"))
@@ -221,7 +222,7 @@ def test_contract_matches_the_model_and_the_env() -> None:
 
     c = go2_contract()
     m = build_model()
-    assert c.obs_dim == 45 and c.act_dim == m.nu == 12
+    assert c.obs_dim == 47 and c.act_dim == m.nu == 12 and c.gait_freq == C.GAIT_FREQ
     assert c.torque_limits == tuple(float(x) for x in m.actuator_ctrlrange[:, 1])
     names = tuple(m.joint(m.actuator_trnid[i, 0]).name for i in range(m.nu))
     assert c.joint_names == names

@@ -132,5 +132,5 @@ def test_registry_picks_the_backend() -> None:
     assert task.backend(Go2EnvConfig(), torch.device("cpu")) == "cpu"
     env = task.make_env(Go2EnvConfig(backend="warp", domain_rand=DomainRandConfig(enabled=False)), 2,
                         torch.device("cpu"), 0)
-    assert isinstance(env, Go2WarpEnv) and env.reset().shape == (2, 45)
-    assert task.contract().obs_dim == 45
+    assert isinstance(env, Go2WarpEnv) and env.reset().shape == (2, 47)
+    assert task.contract().obs_dim == 47

@@ -1,0 +1,87 @@
+"""The joystick task's learnability properties: no standing attractor, the trot clock, the curriculum.
+
+Real MuJoCo envs, one thread: a robot holding its default pose must earn nothing under any moving
+command and be rewarded under a stand command; the clock's stance schedule is a diagonal trot that the
+gait terms pay for; the command ranges widen only when tracking is good.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from sim.go2 import constants as C
+from sim.go2.config import CommandConfig, DomainRandConfig, Go2EnvConfig
+from sim.go2.env import Go2VecEnv
+from sim.go2.obs import obs_slices
+from sim.go2.task import command_ranges, sample_commands
+
+NO_DR = DomainRandConfig(enabled=False)
+
+
+def standing_reward(cmd: tuple[float, float, float], steps: int = 50) -> float:
+    """Mean per-step reward of 4 Go2s holding the default pose under a fixed command (after settling)."""
+    cfg = Go2EnvConfig(domain_rand=NO_DR, command=CommandConfig(curriculum=False, resample_interval_s=100.0))
+    env = Go2VecEnv(cfg, num_envs=4, seed=0, nthread=1)
+    env.reset(0)
+    rewards = []
+    for i in range(steps):
+        env.commands[:] = cmd
+        res = env.step(torch.zeros(4, 12))
+        assert not res.terminated.any()
+        if i >= 10:
+            rewards.append(float(res.reward.mean()))
+    env.close()
+    return float(np.mean(rewards))
+
+
+@pytest.mark.parametrize("cmd", [(0.5, 0.0, 0.0), (1.0, 0.0, 0.0), (-0.5, 0.3, 0.0), (0.0, 0.0, 0.8)])
+def test_standing_still_earns_nothing_under_a_moving_command(cmd: tuple[float, float, float]) -> None:
+    stand = standing_reward((0.0, 0.0, 0.0))
+    assert stand > 0.02  # the stand command pays for standing (tracking + all feet down)
+    assert standing_reward(cmd) < 0.05 * stand, cmd  # only what residual sway in the commanded direction earns
+
+
+def test_trot_clock_schedules_diagonal_pairs_and_is_in_the_observation() -> None:
+    env = Go2VecEnv(Go2EnvConfig(domain_rand=NO_DR), num_envs=2, seed=0, nthread=1)
+    obs = env.reset(0)
+    sl = obs_slices()["gait_phase"]
+    assert np.allclose(obs[:, sl].numpy(), [[1.0, 0.0]] * 2, atol=1e-6)  # phase 0 at the episode start
+    steps = int(round(0.125 / C.CTRL_DT)) + 1  # a quarter cycle at 2 Hz (rounded to policy steps)
+    for _ in range(steps):
+        res = env.step(torch.zeros(2, 12))
+    phase = C.gait_phase(steps)
+    assert np.allclose(res.obs[:, sl].numpy(), [np.cos(2 * np.pi * phase), np.sin(2 * np.pi * phase)], atol=1e-5)
+    # over one cycle each leg is in stance half the time; FL with RR and FR with RL
+    cycle = np.arange(int(round(1.0 / (C.GAIT_FREQ * C.CTRL_DT))))
+    stance = env._stance(C.gait_phase(cycle))
+    assert np.allclose(stance.mean(axis=0), C.GAIT_DUTY, atol=1.01 / len(cycle))  # 25 steps per cycle
+    assert (stance[:, 0] == stance[:, 3]).all() and (stance[:, 1] == stance[:, 2]).all()
+    assert (stance[:, 0] != stance[:, 1]).all()
+    env.close()
+
+
+def test_command_curriculum_starts_forward_and_widens_only_with_tracking() -> None:
+    c = CommandConfig()
+    rng = np.random.default_rng(0)
+    first = sample_commands(rng, c, 4000, level=0.0)
+    assert first[:, 0].min() >= c.initial_lin_vel_x[0] and np.all(first[:, 1:] == 0)  # forward only, never zero
+    full = sample_commands(rng, c, 4000, level=1.0)
+    assert full[:, 0].min() < -0.8 and np.abs(full[:, 1]).max() > 0.4 and np.abs(full[:, 2]).max() > 0.8
+    assert 0.05 < np.mean(np.all(full == 0, axis=1)) < 0.3  # stand commands (stand_prob + zeroed small v_xy)
+    assert command_ranges(replace(c, curriculum=False), 0.0)[0] == c.lin_vel_x
+    # A robot that stands never tracks, so the level stays at 0; a perfect tracker raises it every interval.
+    cfg = Go2EnvConfig(domain_rand=NO_DR, command=replace(c, curriculum_interval_s=0.2))
+    env = Go2VecEnv(cfg, num_envs=2, seed=0, nthread=1)
+    env.reset(0)
+    for _ in range(30):
+        env.step(torch.zeros(2, 12))
+    assert env.cmd_level == 0.0
+    for _ in range(3):
+        for _ in range(env._curr_every):
+            env._curriculum(np.ones(2))
+    assert env.cmd_level == pytest.approx(3 * c.curriculum_step)
+    env.close()
