@@ -388,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PASSIVE → STAND_UP → POLICY on its own once sensors are healthy (sim runs)")
     p.add_argument("--url", default=None, help=f"LCM URL (default: $SOM_LCM_URL or {ch.DEFAULT_URL})")
     p.add_argument("--rt", action="store_true", help="SCHED_FIFO + CPU affinity from the robot config, if permitted")
+    p.add_argument("--sim-hardware", action="store_true",
+                   help="the robot is the MuJoCo server: use the config's watchdog_sim limits (physical: watchdog)")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     p.add_argument("--stats-json", type=Path, default=None, help="write run statistics here at exit")
     return p
@@ -397,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = load_robot_config(args.robot_config, args.overrides)
+        if args.sim_hardware:
+            cfg = cfg.for_sim_hardware()
         policy = OnnxPolicy(args.policy, expected=cfg.contract, threads=args.threads)
         ObservationBuilder(cfg.contract)
     except (ConfigError, ContractError, ObservationError, OSError) as e:
@@ -419,7 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(sig, lambda s, _f: daemon.request_stop(signal.Signals(s).name))
     _log(f"policy {args.policy} ({cfg.contract.robot}, obs {cfg.contract.obs_dim}, act {cfg.contract.act_dim}), "
          f"{ch.COMMAND_HZ} Hz commands, inference every {daemon.policy_every} ticks, "
-         f"interpolation {cfg.deploy.interpolation}, auto={args.auto}")
+         f"interpolation {cfg.deploy.interpolation}, auto={args.auto}, sensor watchdog "
+         f"{cfg.watchdog.joint_state * 1e3:.0f} ms ({'simulated' if args.sim_hardware else 'physical'} robot)")
     code = daemon.run(args.duration)
     if args.stats_json is not None:
         args.stats_json.parent.mkdir(parents=True, exist_ok=True)

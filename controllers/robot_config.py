@@ -6,6 +6,7 @@ mistyped keys fail naming the key). numpy/yaml only; no torch, no mujoco, no MJC
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,10 @@ class RobotConfig:
     joint_limits: JointLimits
     deploy: DeployConfig = field(default_factory=DeployConfig)
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    # Against a simulated robot (daemon --sim-hardware): the MuJoCo server is a Python process sharing the
+    # dev machine's cores, so a descheduled sim is not a broken robot; the physical Go2 keeps `watchdog`.
+    watchdog_sim: WatchdogConfig = field(default_factory=lambda: WatchdogConfig(
+        joint_state=0.1, imu=0.1, state_estimate=0.1, joystick=0.5, max_command_age=0.15))
     rt: RtConfig = field(default_factory=RtConfig)
 
     def __post_init__(self) -> None:
@@ -111,6 +116,10 @@ class RobotConfig:
         inside = all(lo <= q <= hi for lo, q, hi in
                      zip(self.joint_limits.lower, self.contract.default_pose, self.joint_limits.upper, strict=True))
         check(inside, "joint_limits", "contract.default_pose must lie inside the joint limits")
+
+    def for_sim_hardware(self) -> RobotConfig:
+        """This config with the simulated-robot watchdog limits in place of the physical ones."""
+        return dataclasses.replace(self, watchdog=self.watchdog_sim)
 
     @property
     def num_joints(self) -> int:

@@ -58,7 +58,7 @@ class PolicyContract:
     control_dt: float  # [s] policy period
     sim_dt: float  # [s] PD / physics period used in training
     action_clip: float = 1.0  # policy output is clipped to ±action_clip
-    gait_freq: float = 0.0  # [Hz] clock behind a 'gait_phase' obs term: phase = frac(k·control_dt·gait_freq), k = policy steps
+    gait_freq: float = 0.0  # [Hz] clock of a 'gait_phase' term: phase = frac(k·control_dt·gait_freq), k = policy steps
     version: int = CONTRACT_VERSION
 
     def __post_init__(self) -> None:

@@ -5,6 +5,9 @@
 
     python -m som_robot.bench quadruped --minutes 60 --out bench_out/quadruped
     python -m som_robot.bench onnx --policy runs/.../policy.onnx
+    python -m som_robot.bench update                       # SOM vs SAC ms per update, one process
+    python -m som_robot.bench walk --policy policies/go2_som.onnx --vx 0.5 [--pushes] [env.terrain=rough]
+    python -m som_robot.bench walk --policy policies/go2_som.onnx --table   # the whole walk bar
 
 gym writes results.json (final returns mean ± std over seeds, µs per action at batch 1 on CPU,
 ms per update) and learning_curves.png into --out. quadruped trains SOM on the Go2 joystick task
@@ -47,7 +50,41 @@ def main(argv: Sequence[str] | None = None) -> None:
     o = sub.add_parser("onnx", help="ONNX Runtime latency of a policy.onnx, batch 1, one thread")
     o.add_argument("--policy", type=Path, required=True)
     o.add_argument("-n", type=int, default=20_000)
+    u = sub.add_parser("update", help="ms per SOM update vs SAC of the same widths, side by side (JSON)")
+    u.add_argument("--rounds", type=int, default=7)
+    u.add_argument("--per-round", type=int, default=20)
+    u.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    w = sub.add_parser("walk", help="drive DR'd Go2s with an exported policy through ONNX Runtime (JSON)")
+    w.add_argument("--policy", type=Path, required=True)
+    w.add_argument("--vx", type=float, default=0.5)
+    w.add_argument("--vy", type=float, default=0.0)
+    w.add_argument("--yaw", type=float, default=0.0)
+    w.add_argument("--envs", type=int, default=16)
+    w.add_argument("--seconds", type=float, default=20.0)
+    w.add_argument("--pushes", action="store_true", help="keep the training DR's pushes on")
+    w.add_argument("--table", action="store_true", help="run the whole walk bar (every command, +pushes)")
+    w.add_argument("--seed", type=int, default=123)
+    w.add_argument("overrides", nargs="*", help="key=value overrides of the env config, e.g. env.terrain=rough")
     args = p.parse_args(argv)
+    if args.suite == "update":
+        from som_robot.bench.update import update_costs
+
+        res = update_costs(args.rounds, args.per_round, args.threads)
+        print(json.dumps({k: v for k, v in res.items() if k != "all_ms"}, indent=2))
+        return
+    if args.suite == "walk":
+        from sim.go2.config import load_go2_config
+        from som_robot.bench.walk import table_markdown, walk_table, walk_test
+
+        env_cfg = load_go2_config(overrides=[o.removeprefix("env.") for o in args.overrides])
+        if args.table:
+            table = walk_table(args.policy, env_cfg, args.envs, args.seconds, args.seed)
+            print(table_markdown(table))
+            print(json.dumps(table, indent=2))
+        else:
+            print(json.dumps(walk_test(args.policy, env_cfg, (args.vx, args.vy, args.yaw), args.envs, args.seconds,
+                                       args.pushes, args.seed), indent=2))
+        return
     if args.suite == "onnx":
         from som_robot.bench.onnx_latency import onnx_latency
 

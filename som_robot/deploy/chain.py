@@ -47,6 +47,7 @@ class ChainSpec:
     cmd: tuple[float, float, float] = (0.5, 0.0, 0.0)  # joystick default when no joystick is publishing
     duration: float = 0.0  # passed to the daemon; 0 = until stopped
     lockstep: bool = False
+    sim_watchdog: bool = True  # with hardware "sim": the daemon uses the config's watchdog_sim limits
     seed: int = 0
     robot_config: Path | None = None
     rt: bool = False
@@ -128,6 +129,8 @@ class DeployChain:
         est = ["--url", s.url]
         daemon = ["--policy", str(s.policy), "--url", s.url, "--auto", "--cmd", ",".join(f"{c:g}" for c in s.cmd),
                   "--stats-json", str(self.stats_json)]
+        if s.hardware == "sim" and s.sim_watchdog:
+            daemon.append("--sim-hardware")
         if s.duration:
             daemon += ["--duration", f"{s.duration:g}"]
         if s.robot_config is not None:

@@ -1,0 +1,109 @@
+"""Walk test: drive fresh domain-randomised Go2s with an exported policy, as the robot would run it.
+
+The policy goes through ONNX Runtime with its contract checked against the training contract (the
+daemon's path), on `Go2VecEnv` with the training DR (pushes optional) and a fixed command. A fallen
+env restarts, so averages include getting going again, as a field test would. `walk_table` runs the
+issue's bar: forward, fast, diagonal back, turning, standing, and all of them again with pushes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["BAR", "fixed_command_cfg", "walk_test", "walk_table"]
+
+# (name, command, checks): the walk bar on 16 envs x 20 s per command, DR on. A check is
+# (metric, "min" | "max", threshold); `falls_per_minute <= 0.5` applies to every row, with and without pushes.
+BAR: tuple[tuple[str, tuple[float, float, float], tuple[tuple[str, str, float], ...]], ...] = (
+    ("vx 0.5", (0.5, 0.0, 0.0), (("mean_vx", "min", 0.40), ("lin_vel_error", "max", 0.15))),
+    ("vx 1.0", (1.0, 0.0, 0.0), (("mean_vx", "min", 0.80),)),
+    ("vx -0.5 vy 0.3", (-0.5, 0.3, 0.0), (("lin_vel_error", "max", 0.20),)),
+    ("vx -0.5 vy -0.3", (-0.5, -0.3, 0.0), (("lin_vel_error", "max", 0.20),)),
+    ("yaw 0.8", (0.0, 0.0, 0.8), (("ang_vel_error", "max", 0.25),)),
+    ("yaw -0.8", (0.0, 0.0, -0.8), (("ang_vel_error", "max", 0.25),)),
+    ("stand", (0.0, 0.0, 0.0), (("mean_speed_xy", "max", 0.05),)),
+)
+MAX_FALLS_PER_MINUTE = 0.5
+
+
+def fixed_command_cfg(env_cfg: Any, cmd: Sequence[float], pushes: bool) -> Any:
+    """The env config with one constant command (no curriculum, no resampling) and pushes on or off."""
+    vx, vy, yaw = (float(c) for c in cmd)
+    c = dataclasses.replace(env_cfg.command, lin_vel_x=(vx, vx), lin_vel_y=(vy, vy), ang_vel_yaw=(yaw, yaw),
+                            zero_below=0.0, stand_prob=0.0, curriculum=False, resample_interval_s=1e6)
+    dr = env_cfg.domain_rand
+    if not pushes:
+        dr = dataclasses.replace(dr, push_interval_s=0.0)
+    elif dr.push_interval_s == 0.0:
+        dr = dataclasses.replace(dr, push_interval_s=10.0)
+    return dataclasses.replace(env_cfg, command=c, domain_rand=dr, episode_length_s=1e6)
+
+
+def walk_test(policy_path: Path, env_cfg: Any, cmd: Sequence[float] = (0.5, 0.0, 0.0), num_envs: int = 16,
+              seconds: float = 20.0, pushes: bool = False, seed: int = 123) -> dict[str, float]:
+    """Mean achieved base-frame velocities, tracking errors and falls of `num_envs` Go2s at command `cmd`."""
+    from sim.go2.contract import go2_contract
+    from sim.go2.env import Go2VecEnv
+    from som_robot.policy_runtime import OnnxPolicy
+
+    policy = OnnxPolicy(policy_path, expected=go2_contract())
+    env = Go2VecEnv(fixed_command_cfg(env_cfg, cmd, pushes), num_envs=num_envs, seed=seed, nthread=1)
+    obs = env.reset(seed=seed).numpy()
+    steps = int(round(seconds / env.dt))
+    target = np.asarray(cmd, np.float64)
+    vel_sum, speed_sum, lin_err, ang_err, falls = np.zeros(3), 0.0, 0.0, 0.0, 0
+    for _ in range(steps):
+        act = np.stack([policy(o) for o in obs])
+        res = env.step(torch.from_numpy(act))
+        _, lin_vel, ang_vel, _ = env._base_kinematics()  # base frame, after the step
+        v = np.concatenate([lin_vel[:, :2], ang_vel[:, 2:3]], axis=1)
+        vel_sum += v.mean(axis=0)
+        speed_sum += float(np.linalg.norm(v[:, :2], axis=1).mean())
+        lin_err += float(np.linalg.norm(v[:, :2] - target[:2], axis=1).mean())
+        ang_err += float(np.abs(v[:, 2] - target[2]).mean())
+        falls += int(res.terminated.sum())
+        obs = res.obs.numpy()
+    env.close()
+    minutes = num_envs * seconds / 60.0
+    return {"command": [float(c) for c in cmd], "pushes": pushes, "mean_vx": vel_sum[0] / steps,
+            "mean_vy": vel_sum[1] / steps, "mean_yaw_rate": vel_sum[2] / steps, "mean_speed_xy": speed_sum / steps,
+            "lin_vel_error": lin_err / steps, "ang_vel_error": ang_err / steps, "falls_per_minute": falls / minutes,
+            "falls": falls, "env_minutes": minutes}
+
+
+def _judge(row: dict[str, Any], checks: Sequence[tuple[str, str, float]]) -> list[str]:
+    failed = [f"{m} {row[m]:.3f} {'<' if how == 'min' else '>'} {thr}" for m, how, thr in checks
+              if (row[m] < thr if how == "min" else row[m] > thr)]
+    if row["falls_per_minute"] > MAX_FALLS_PER_MINUTE:
+        failed.append(f"falls_per_minute {row['falls_per_minute']:.2f} > {MAX_FALLS_PER_MINUTE}")
+    return failed
+
+
+def walk_table(policy_path: Path, env_cfg: Any, num_envs: int = 16, seconds: float = 20.0,
+               seed: int = 123) -> dict[str, Any]:
+    """Every row of `BAR`, without and with pushes; each row says whether it passes and why not."""
+    rows = []
+    for pushes in (False, True):
+        for name, cmd, checks in BAR:
+            row = walk_test(policy_path, env_cfg, cmd, num_envs, seconds, pushes, seed)
+            failed = _judge(row, checks if not pushes else ())  # with pushes the bar is the fall rate
+            rows.append({"name": name + (" +pushes" if pushes else ""), **row, "pass": not failed,
+                         "failed": failed})
+    return {"rows": rows, "all_pass": all(r["pass"] for r in rows), "num_envs": num_envs, "seconds": seconds}
+
+
+def table_markdown(table: dict[str, Any]) -> str:
+    """The walk table as Markdown (model cards, notes)."""
+    lines = ["| command | mean vx | mean vy | mean yaw | xy err | yaw err | falls/min | pass |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in table["rows"]:
+        lines.append(f"| {r['name']} | {r['mean_vx']:.2f} | {r['mean_vy']:.2f} | {r['mean_yaw_rate']:.2f} | "
+                     f"{r['lin_vel_error']:.3f} | {r['ang_vel_error']:.3f} | {r['falls_per_minute']:.2f} | "
+                     f"{'yes' if r['pass'] else 'no: ' + '; '.join(r['failed'])} |")
+    return "\n".join(lines)
