@@ -237,6 +237,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=None, help="exit (0) after this many seconds")
     p.add_argument("--url", default=None, help=f"LCM URL (default $SOM_LCM_URL, else {ch.DEFAULT_URL})")
     p.add_argument("--config", default=None, help="YAML with EstimatorConfig keys (or an 'estimator:' section)")
+    p.add_argument("--rt", action="store_true", help="SCHED_FIFO (below the daemon, --rt-priority) if permitted")
+    p.add_argument("--rt-priority", type=int, default=75)
     p.add_argument("--imu-max-age-ms", type=float, default=IMU_MAX_AGE_US / 1e3,
                    help="newest IMU sample must be this close to the joint state's utime")
     return p.parse_args(argv)
@@ -255,6 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"estimator_node: {e}", file=sys.stderr, flush=True)
         return 2
 
+    if args.rt:
+        from hardware.realtime import apply_realtime
+
+        for line in apply_realtime(args.rt_priority, ()):
+            log.info("rt: %s", line)
     node = EstimatorNode(cfg, lc.publish, imu_max_age_us=int(args.imu_max_age_ms * 1e3))
     lc.subscribe(ch.JOINT_STATE, lambda _c, data: node.on_joint_state(data))
     lc.subscribe(ch.IMU, lambda _c, data: node.on_imu(data))

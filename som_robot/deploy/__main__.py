@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lockstep", action="store_true", help="sim steps once per command (deterministic)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--robot-config", type=Path, help="robot YAML for the daemon (default configs/robots/go2.yaml)")
-    p.add_argument("--rt", action="store_true", help="daemon and robot loop ask for SCHED_FIFO and CPU affinity")
+    rt = p.add_mutually_exclusive_group()
+    rt.add_argument("--rt", dest="rt", action="store_true", default=None,
+                    help="robot loop, estimator and daemon ask for SCHED_FIFO and CPU affinity (default: when root)")
+    rt.add_argument("--no-rt", dest="rt", action="store_false", help="plain scheduling even as root")
     return p
 
 
@@ -75,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import os
 
     url = args.url or os.environ.get("SOM_LCM_URL", ch.DEFAULT_URL)
+    if args.rt is None:  # a loaded dev box starves plain-priority 500 Hz loops; root may ask for better
+        args.rt = os.geteuid() == 0
+    print(f"real-time scheduling {'requested (SCHED_FIFO)' if args.rt else 'off'}"
+          f"{'' if args.rt else ' (not root; --rt to try anyway)' if os.geteuid() else ' (--no-rt)'}", flush=True)
     out = args.out or Path("runs/deploy") / time.strftime("%Y%m%d-%H%M%S")
     try:
         print(setup_provider(url), flush=True)

@@ -138,6 +138,7 @@ class DeployChain:
         if s.rt:
             daemon.append("--rt")
             robot.append("--rt")
+            est.append("--rt")
         out = {"robot": ("hardware.server", robot), "estimator": ("controllers.estimator_node", est),
                "daemon": ("controllers.daemon", daemon)}
         return {k: (m, k, [*a, *s.extra_args.get(k, ())]) for k, (m, a) in out.items()}
