@@ -95,7 +95,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         res = run_quadruped_bench(args.out, args.steps, args.minutes, args.overrides, args.walk_envs,
                                   args.walk_seconds, not args.no_render)
-        print(json.dumps({k: res[k] for k in ("walk", "final_tracking_lin_vel_error")}, indent=2))
+        print((args.out / "walk_table.md").read_text())
+        print(json.dumps({"all_pass": res["walk"]["all_pass"],
+                          "final_tracking_lin_vel_error": res["final_tracking_lin_vel_error"]}, indent=2))
         print(f"wrote {args.out / 'results.json'}, learning_curve.png, walk_strip.png")
         return
     from som_robot.bench.gym import run_gym_bench

@@ -1,9 +1,9 @@
 """Go2 joystick benchmark: train SOM, then judge the exported policy as the robot would run it.
 
 One invocation trains (`configs/quadruped/som.yaml` plus overrides, optionally under a wall-clock
-budget), then drives fresh Go2 envs through ONNX Runtime with the exported `policy.onnx` at a
-fixed forward command to measure whether it walks (mean achieved vx, falls per minute, tracking
-error), renders a PNG strip of one env, and plots the learning curve and tracking error.
+budget), then drives fresh Go2 envs through ONNX Runtime with the exported `policy.onnx` over the
+walk bar (`bench.walk.BAR`: forward, fast, diagonal back, turning, standing, and again with pushes),
+renders a PNG strip of one env, and plots the learning curve and tracking error.
 """
 
 from __future__ import annotations
@@ -24,45 +24,9 @@ import torch  # noqa: E402
 
 from som_robot.runners import load_experiment, run_experiment  # noqa: E402
 
-__all__ = ["run_quadruped_bench", "walk_test", "render_strip", "read_scalars"]
+from som_robot.bench.walk import fixed_command_cfg, table_markdown, walk_table  # noqa: E402
 
-
-def _fixed_command_cfg(env_cfg: Any, vx: float, push: bool) -> Any:
-    """The training env config with a constant (vx, 0, 0) command and, optionally, no pushes."""
-    cmd = dataclasses.replace(env_cfg.command, lin_vel_x=(vx, vx), lin_vel_y=(0.0, 0.0), ang_vel_yaw=(0.0, 0.0),
-                              zero_below=0.0, resample_interval_s=1e6)
-    dr = env_cfg.domain_rand if push else dataclasses.replace(env_cfg.domain_rand, push_interval_s=0.0)
-    return dataclasses.replace(env_cfg, command=cmd, domain_rand=dr, episode_length_s=1e6)
-
-
-def walk_test(policy_path: Path, env_cfg: Any, vx: float = 0.5, num_envs: int = 16, seconds: float = 20.0,
-              seed: int = 123) -> dict[str, float]:
-    """Run `policy.onnx` (ONNX Runtime, contract-checked) on `num_envs` DR'd Go2s at command vx.
-
-    Falls are terminations (base contact / tip-over); a fallen env restarts, so the achieved
-    velocity averages over standing-up-again time too, as a field test would.
-    """
-    from sim.go2.contract import go2_contract
-    from sim.go2.env import Go2VecEnv
-    from som_robot.policy_runtime import OnnxPolicy
-
-    policy = OnnxPolicy(policy_path, expected=go2_contract())
-    env = Go2VecEnv(_fixed_command_cfg(env_cfg, vx, push=False), num_envs=num_envs, seed=seed, nthread=1)
-    obs = env.reset(seed=seed).numpy()
-    steps = int(round(seconds / env.dt))
-    vx_sum, falls, err_sum = 0.0, 0, 0.0
-    for _ in range(steps):
-        act = np.stack([policy(o) for o in obs])
-        res = env.step(torch.from_numpy(act))
-        _, lin_vel, _, _ = env._base_kinematics()  # base-frame velocity after the step
-        vx_sum += float(np.mean(lin_vel[:, 0]))
-        err_sum += res.log["tracking/lin_vel_error"]
-        falls += int(res.terminated.sum())
-        obs = res.obs.numpy()
-    env.close()
-    minutes = num_envs * seconds / 60.0
-    return {"command_vx": vx, "mean_vx": vx_sum / steps, "lin_vel_error": err_sum / steps,
-            "falls_per_minute": falls / minutes, "falls": falls, "env_minutes": minutes}
+__all__ = ["run_quadruped_bench", "render_strip", "read_scalars"]
 
 
 def render_strip(policy_path: Path, env_cfg: Any, out: Path, vx: float = 0.5, frames: int = 8,
@@ -79,7 +43,7 @@ def render_strip(policy_path: Path, env_cfg: Any, out: Path, vx: float = 0.5, fr
     from som_robot.policy_runtime import OnnxPolicy
 
     policy = OnnxPolicy(policy_path, expected=go2_contract())
-    env = Go2VecEnv(_fixed_command_cfg(env_cfg, vx, push=False), num_envs=1, seed=seed, nthread=1)
+    env = Go2VecEnv(fixed_command_cfg(env_cfg, (vx, 0.0, 0.0), pushes=False), num_envs=1, seed=seed, nthread=1)
     data = mujoco.MjData(env.model)
     env.model.vis.headlight.ambient[:] = 0.4  # the scene has no lights of its own
     env.model.vis.headlight.diffuse[:] = 0.7
@@ -120,10 +84,10 @@ def _plot(history: list[dict[str, Any]], scalars: dict[str, list[tuple[int, floa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
     axes[0].plot([h["step"] for h in history], [h["eval_return"] for h in history], "o-")
     axes[0].set(title="evaluation return (best-of-N, training DR)", xlabel="env steps")
-    for tag, ax in (("tracking/lin_vel_error", axes[1]), ("env/terminated", axes[2])):
+    for tag, ax in (("tracking/lin_vel_error", axes[1]), ("curriculum/level", axes[2]), ("env/terminated", axes[3])):
         if tag in scalars:
             s, v = zip(*scalars[tag], strict=True)
             ax.plot(s, v)
@@ -137,7 +101,7 @@ def _plot(history: list[dict[str, Any]], scalars: dict[str, list[tuple[int, floa
 
 def run_quadruped_bench(out: Path, steps: int, minutes: float, overrides: Sequence[str] = (),
                         walk_envs: int = 16, walk_seconds: float = 20.0, render: bool = True) -> dict[str, Any]:
-    """Train, walk-test and render; writes results.json, learning_curve.png and walk_strip.png into `out`."""
+    """Train, walk-test and render; writes results.json, walk_table.md, learning_curve.png and walk_strip.png."""
     out.mkdir(parents=True, exist_ok=True)
     ov = [f"runner.total_steps={steps}", f"runner.max_minutes={minutes}", f"runner.run_dir={out}",
           "runner.run_name=train", *overrides]
@@ -145,7 +109,7 @@ def run_quadruped_bench(out: Path, steps: int, minutes: float, overrides: Sequen
     summary = run_experiment(exp)
     run = out / "train"
     history = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    scalars = read_scalars(run / "tb", ["tracking/lin_vel_error", "env/terminated", "charts/sps"])
+    scalars = read_scalars(run / "tb", ["tracking/lin_vel_error", "curriculum/level", "env/terminated", "charts/sps"])
     _plot(history, scalars, out / "learning_curve.png")
     policy = Path(summary["policy"])
     results: dict[str, Any] = {
@@ -153,8 +117,8 @@ def run_quadruped_bench(out: Path, steps: int, minutes: float, overrides: Sequen
                     "cpu_threads": torch.get_num_threads()},
         "train": summary, "eval_history": history,
         "final_tracking_lin_vel_error": scalars.get("tracking/lin_vel_error", [(0, float("nan"))])[-1][1],
-        "walk": {"standing": walk_test(policy, exp.env, 0.0, walk_envs, walk_seconds),
-                 "forward_0.5": walk_test(policy, exp.env, 0.5, walk_envs, walk_seconds)}}
+        "walk": walk_table(policy, exp.env, walk_envs, walk_seconds)}
+    (out / "walk_table.md").write_text(table_markdown(results["walk"]) + "\n")
     from som_robot.bench.onnx_latency import onnx_latency
 
     results["onnx_latency_batch1_1thread"] = onnx_latency(policy)

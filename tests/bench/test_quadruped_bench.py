@@ -18,12 +18,14 @@ def test_quadruped_bench_writes_walk_figures_curves_and_a_strip(tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     assert res["train"]["steps"] == 600 and Path(res["train"]["policy"]).exists()
-    for case, vx in (("standing", 0.0), ("forward_0.5", 0.5)):
-        walk = res["walk"][case]
-        assert walk["command_vx"] == vx and abs(walk["env_minutes"] - 2 / 60) < 1e-9
-        assert walk["falls_per_minute"] >= 0 and abs(walk["mean_vx"]) < 3.0
-    # an untrained policy does not walk: the tracking error at 0.5 m/s is about the command itself
-    assert res["walk"]["forward_0.5"]["lin_vel_error"] > 0.2
+    rows = {r["name"]: r for r in res["walk"]["rows"]}
+    assert len(rows) == 14 and {"vx 0.5", "stand", "yaw -0.8 +pushes"} <= set(rows)  # the bar, twice
+    for row in rows.values():
+        assert abs(row["env_minutes"] - 2 / 60) < 1e-9 and row["falls_per_minute"] >= 0 and abs(row["mean_vx"]) < 3
+    assert rows["vx 1.0"]["command"] == [1.0, 0.0, 0.0] and rows["yaw 0.8"]["command"] == [0.0, 0.0, 0.8]
+    # an untrained policy does not walk: the tracking error at 0.5 m/s is about the command, and the bar fails
+    assert rows["vx 0.5"]["lin_vel_error"] > 0.2 and not rows["vx 0.5"]["pass"] and not res["walk"]["all_pass"]
+    assert "| vx 0.5 |" in (out / "walk_table.md").read_text()
     assert res["onnx_latency_batch1_1thread"]["p99_us"] > 0
     assert (out / "learning_curve.png").stat().st_size > 10_000
     assert (out / "walk_strip.png").stat().st_size > 10_000  # 8 EGL frames of the robot

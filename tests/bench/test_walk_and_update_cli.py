@@ -1,0 +1,46 @@
+"""`python -m som_robot.bench walk` and `... update` as a user runs them: real ONNX Runtime, real MuJoCo."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from sim.go2.contract import go2_contract
+from sim.go2.obs import OBS_DIM
+from som_robot.algos import SOM, SOMConfig
+from som_robot.export import export_onnx
+
+
+def _policy(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    agent = SOM(OBS_DIM, 12, SOMConfig(hidden=(32, 32)))
+    return export_onnx(agent, go2_contract(), tmp_path / "policy.onnx")
+
+
+def _json_tail(stdout: str) -> dict:
+    return json.loads(stdout[stdout.index("{"):])
+
+
+def test_walk_cli_reports_velocities_errors_and_falls_and_takes_env_overrides(tmp_path: Path) -> None:
+    policy = _policy(tmp_path)
+    cmd = [sys.executable, "-m", "som_robot.bench", "walk", "--policy", str(policy), "--vx", "0.0", "--yaw", "0.8",
+           "--envs", "2", "--seconds", "0.5", "--pushes", "env.terrain=rough"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = _json_tail(proc.stdout)
+    assert {"mean_vx", "mean_vy", "mean_yaw_rate", "lin_vel_error", "ang_vel_error", "falls_per_minute"} <= set(res)
+    assert res["command"] == [0.0, 0.0, 0.8] and res["pushes"] is True
+    assert res["ang_vel_error"] > 0.3  # an untrained policy does not turn at 0.8 rad/s
+    bad = subprocess.run([*cmd[:-1], "env.terrain=lava"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "terrain" in bad.stderr  # overrides reach the validated env config
+
+
+def test_update_cli_prints_som_and_sac_costs_side_by_side() -> None:
+    proc = subprocess.run([sys.executable, "-m", "som_robot.bench", "update", "--rounds", "1", "--per-round", "2",
+                           "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = _json_tail(proc.stdout)
+    assert res["som_ms"] > 0 and res["sac_ms"] > 0 and res["ratio"] == res["som_ms"] / res["sac_ms"]
+    assert res["hidden"] == [256, 256] and res["num_proposals"] == 16 and res["batch_size"] == 256
