@@ -30,8 +30,10 @@ import numpy as np
 
 from controllers.command import CommandShaper, JointTarget, PolicyTargets
 from controllers.inputs import (
+    Bounds,
     ChannelMonitor,
     Verdict,
+    roll_pitch_from_quat,
     validate_imu,
     validate_joint_state,
     validate_joystick,
@@ -54,6 +56,16 @@ __all__ = ["ControllerDaemon", "main", "READY_LINE"]
 
 READY_LINE = "READY controllers.daemon"
 TAG = "[controllers.daemon]"
+
+
+def input_bounds(cfg: RobotConfig) -> Bounds:
+    """The input gate's physical bounds from the robot config (joint limits + margin, sensor full scales)."""
+    p, lim, c = cfg.plausibility, cfg.joint_limits, cfg.contract
+    return Bounds(q_low=tuple(x - p.joint_pos_margin for x in lim.lower),
+                  q_high=tuple(x + p.joint_pos_margin for x in lim.upper), qd_max=p.joint_vel,
+                  tau_max=tuple(p.torque_factor * t for t in c.torque_limits), gyro_max=p.gyro, accel_max=p.accel,
+                  quat_norm_tol=p.quat_norm_tol, lin_vel_max=p.lin_vel, ang_vel_max=p.ang_vel,
+                  position_max=p.position)
 
 
 def _log(text: str) -> None:
@@ -93,12 +105,13 @@ class ControllerDaemon:
         self.cmd_lo = np.array([d.command_vx[0], d.command_vy[0], d.command_yaw_rate[0]])
         self.cmd_hi = np.array([d.command_vx[1], d.command_vy[1], d.command_yaw_rate[1]])
         self.default_cmd = np.clip(np.asarray(cmd, np.float64), self.cmd_lo, self.cmd_hi)
+        b = input_bounds(cfg)
         self.monitors = {
-            ch.JOINT_STATE: ChannelMonitor(ch.JOINT_STATE, joint_state_t.decode, validate_joint_state(self.n),
+            ch.JOINT_STATE: ChannelMonitor(ch.JOINT_STATE, joint_state_t.decode, validate_joint_state(self.n, b),
                                            w.joint_state),
-            ch.IMU: ChannelMonitor(ch.IMU, imu_t.decode, validate_imu, w.imu),
+            ch.IMU: ChannelMonitor(ch.IMU, imu_t.decode, lambda m: validate_imu(m, b), w.imu),
             ch.STATE_ESTIMATE: ChannelMonitor(ch.STATE_ESTIMATE, state_estimate_t.decode,
-                                              validate_state_estimate(d.num_feet), w.state_estimate),
+                                              validate_state_estimate(d.num_feet, b), w.state_estimate),
             ch.JOYSTICK: ChannelMonitor(ch.JOYSTICK, joystick_t.decode, validate_joystick, w.joystick),
         }
         self.sensors = [self.monitors[k] for k in (ch.JOINT_STATE, ch.IMU, ch.STATE_ESTIMATE)]
@@ -167,6 +180,8 @@ class ControllerDaemon:
             self.loop.sync(time.perf_counter())
             self.q = np.array(m.q, np.float64)
             self.qd = np.array(m.qd, np.float64)
+        elif channel == ch.IMU:
+            self._fall_check(m)
         elif channel == ch.JOYSTICK:
             if m.estop and not self.machine.estopped:
                 self.faults += 1
@@ -176,6 +191,17 @@ class ControllerDaemon:
             if self._js_mode_ref is not None and m.mode != self._js_mode_ref:  # edge-triggered requests
                 self.machine.request(Mode(m.mode))
             self._js_mode_ref = m.mode
+
+    def _fall_check(self, imu: Any) -> None:
+        """Tipped over (roll/pitch beyond the training env's termination limits) while driving the legs: damp.
+        PASSIVE and DAMPING are exempt, so a robot lying flat can still be stood up."""
+        if self.machine.mode not in (Mode.STAND_UP, Mode.POLICY):
+            return
+        p = self.cfg.plausibility
+        roll, pitch = roll_pitch_from_quat(imu.quat)
+        if abs(roll) > p.max_roll or abs(pitch) > p.max_pitch:
+            which = f"roll {roll:+.2f} rad" if abs(roll) > p.max_roll else f"pitch {pitch:+.2f} rad"
+            self._fault(f"fall detected ({which}, limit {max(p.max_roll, p.max_pitch):g} rad)", "fall")
 
     def _watchdogs(self, now: float) -> None:
         mode = self.machine.mode

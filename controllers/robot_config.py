@@ -18,7 +18,7 @@ from som_robot.config import ConfigError, apply_overrides, check, from_dict, loa
 from som_robot.contract import PolicyContract
 
 __all__ = ["DEFAULT_ROBOT_CONFIG", "JointLimits", "DeployConfig", "WatchdogConfig", "RtConfig", "RobotConfig",
-           "load_robot_config"]
+           "PlausibilityConfig", "load_robot_config"]
 
 DEFAULT_ROBOT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "robots" / "go2.yaml"
 
@@ -86,6 +86,34 @@ class WatchdogConfig:
 
 
 @dataclass(frozen=True)
+class PlausibilityConfig:
+    """Physical bounds on every numeric input the daemon accepts; a finite value outside them is INVALID
+    (a faulty encoder or IMU that keeps its seq/utime right), named with its field, and the daemon damps."""
+
+    joint_pos_margin: float = 0.3  # [rad] beyond the joint limits (encoder offset, overshoot into the stop)
+    joint_vel: float = 40.0  # [rad/s] |qd| (Go2 motors: ~30 rad/s no-load)
+    torque_factor: float = 1.5  # |tau_est| <= factor * contract torque limit
+    gyro: float = 35.0  # [rad/s] |gyro| (a ±2000 deg/s IMU's full scale)
+    accel: float = 160.0  # [m/s^2] |accel| per axis (±16 g)
+    quat_norm_tol: float = 0.1  # | ||quat|| - 1 |
+    lin_vel: float = 5.0  # [m/s] |estimated base velocity| per axis
+    ang_vel: float = 35.0  # [rad/s] |estimated base angular velocity| per axis
+    position: float = 1000.0  # [m] |estimated base position| per axis
+    # Fall detection (STAND_UP and POLICY): roll or pitch from the IMU beyond these = the training env's
+    # tip-over termination (sim.go2.config.TerminationConfig, 1 rad); a robot lying flat reads ~0, so stand-up
+    # from lying down is unaffected.
+    max_roll: float = 1.0  # [rad]
+    max_pitch: float = 1.0  # [rad]
+
+    def __post_init__(self) -> None:
+        for k in ("joint_pos_margin", "quat_norm_tol"):
+            check(getattr(self, k) >= 0, k, "must be >= 0")
+        for k in ("joint_vel", "torque_factor", "gyro", "accel", "lin_vel", "ang_vel", "position", "max_roll",
+                  "max_pitch"):
+            check(getattr(self, k) > 0, k, "must be > 0")
+
+
+@dataclass(frozen=True)
 class RtConfig:
     """Real-time scheduling applied with --rt."""
 
@@ -109,6 +137,7 @@ class RobotConfig:
     watchdog_sim: WatchdogConfig = field(default_factory=lambda: WatchdogConfig(
         joint_state=0.1, imu=0.1, state_estimate=0.1, joystick=0.5, max_command_age=0.15))
     rt: RtConfig = field(default_factory=RtConfig)
+    plausibility: PlausibilityConfig = field(default_factory=PlausibilityConfig)
 
     def __post_init__(self) -> None:
         n = self.contract.act_dim

@@ -12,7 +12,6 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering; must precede the first mujoco import
 
-import dataclasses  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 from collections.abc import Sequence
@@ -22,9 +21,8 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from som_robot.runners import load_experiment, run_experiment  # noqa: E402
-
 from som_robot.bench.walk import fixed_command_cfg, table_markdown, walk_table  # noqa: E402
+from som_robot.runners import load_experiment, run_experiment  # noqa: E402
 
 __all__ = ["run_quadruped_bench", "render_strip", "read_scalars"]
 

@@ -49,6 +49,30 @@ def _inf_estimate(seq: int, utime: int) -> object:
     return m
 
 
+def _spinning_imu(seq: int, utime: int) -> object:
+    m = imu(seq, utime)
+    m.gyro = [0.0, 100.0, 0.0]  # finite, but ~3x a ±2000 deg/s gyro's full scale
+    return m
+
+
+def _rolled_imu(seq: int, utime: int) -> object:
+    m = imu(seq, utime)
+    m.quat = [math.cos(0.65), math.sin(0.65), 0.0, 0.0]  # 1.3 rad about x: on its side
+    return m
+
+
+def _racing_estimate(seq: int, utime: int) -> object:
+    m = estimate(seq, utime)
+    m.lin_vel_body = [20.0, 0.0, 0.0]
+    return m
+
+
+def _far_joint(seq: int, utime: int) -> object:
+    q = LYING_POSE.copy()
+    q[2] = 9.0  # a calf encoder reading 9 rad: far outside its [-2.72, -0.84] rad range
+    return joint_state(seq, utime, q=q)
+
+
 def _replay(robot: FakeRobot, channel: str, make: Callable[..., object]) -> float:
     """An out-of-order message: three samples old."""
     return robot.publish_raw(channel, make(robot.seq[channel] - 3, now_us() - 6000).encode())
@@ -68,6 +92,12 @@ FAULTS: dict[str, tuple[Callable[[FakeRobot], float], str]] = {
                               "duplicated seq/utime"),
     "estimate_out_of_order": (lambda r: _replay(r, ch.STATE_ESTIMATE, estimate), "out-of-order"),
     "estop": (lambda r: r.publish(ch.JOYSTICK, joystick, estop=True), "e-stop"),
+    # finite but physically impossible values with a correct seq/utime (a faulty encoder / IMU / filter)
+    "joint_state_out_of_range": (lambda r: r.publish(ch.JOINT_STATE, _far_joint), "implausible 'q'[2] = 9"),
+    "imu_gyro_implausible": (lambda r: r.publish(ch.IMU, _spinning_imu), "implausible 'gyro'[1] = 100"),
+    "estimate_velocity_implausible": (lambda r: r.publish(ch.STATE_ESTIMATE, _racing_estimate),
+                                      "implausible 'lin_vel_body'[0] = 20"),
+    "fall": (lambda r: r.publish(ch.IMU, _rolled_imu), "fall detected (roll +1.30 rad"),
 }
 
 

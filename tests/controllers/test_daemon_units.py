@@ -13,7 +13,7 @@ import pytest
 
 from controllers.command import CommandShaper, PolicyTargets
 from controllers.inputs import ChannelMonitor, Verdict, validate_joint_state, validate_state_estimate
-from controllers.observation import ObservationBuilder, ObservationError, ObsInputs
+from controllers.observation import ObservationBuilder, ObservationError, ObsInputs, clock_phase
 from controllers.robot_config import DEFAULT_ROBOT_CONFIG, load_robot_config
 from controllers.state_machine import ModeMachine
 from controllers.stats import Histogram
@@ -57,19 +57,21 @@ def test_observation_follows_contract_order_and_scales() -> None:
     rng = np.random.default_rng(0)
     x = ObsInputs(gravity_body=np.array([0.0, 0.1, -0.99]), ang_vel_body=rng.normal(size=3),
                   lin_vel_body=rng.normal(size=3), command=np.array([0.5, -0.2, 0.3]), q=rng.normal(size=12),
-                  qd=rng.normal(size=12), last_action=rng.uniform(-1, 1, size=12))
+                  qd=rng.normal(size=12), last_action=rng.uniform(-1, 1, size=12),
+                  gait_phase=clock_phase(7, c))
     obs = ObservationBuilder(c).build(x)
     assert obs.dtype == np.float32 and obs.shape == (c.obs_dim,)
     s = c.obs_slices()
     expect = {"gravity": x.gravity_body, "gyro": 0.25 * x.ang_vel_body, "command": x.command,
-              "joint_pos": x.q - np.asarray(c.default_pose), "joint_vel": 0.05 * x.qd, "last_action": x.last_action}
+              "joint_pos": x.q - np.asarray(c.default_pose), "joint_vel": 0.05 * x.qd, "last_action": x.last_action,
+              "gait_phase": [np.cos(2 * np.pi * 0.28), np.sin(2 * np.pi * 0.28)]}  # 7 steps · 20 ms · 2 Hz
     assert list(s) == list(expect)
     for name, v in expect.items():
         np.testing.assert_allclose(obs[s[name]], v, rtol=1e-6, atol=1e-6, err_msg=name)
     # a reordered contract reorders the vector: the builder is generic over obs_terms
     rev = dataclasses.replace(c, obs_terms=c.obs_terms[::-1])
     obs_rev = ObservationBuilder(rev).build(x)
-    np.testing.assert_allclose(obs_rev[:12], x.last_action, rtol=1e-6)
+    np.testing.assert_allclose(obs_rev[2:14], x.last_action, rtol=1e-6)
 
 
 def test_unknown_or_misshaped_obs_term_fails_at_startup() -> None:
@@ -93,7 +95,7 @@ def test_targets_outside_joint_limits_are_clamped_and_counted() -> None:
     shaper.policy(CFG.default_pose)
     assert shaper.clamped == 3  # in-range targets are not counted
     # an extreme action maps inside the limits only through the clamp; the action is clipped first
-    np.testing.assert_allclose(shaper.action_to_q(np.full(12, 5.0)), CFG.default_pose + 0.25)
+    np.testing.assert_allclose(shaper.action_to_q(np.full(12, 5.0)), CFG.default_pose + CFG.contract.action_scale)
     margin = load_robot_config(DEFAULT_ROBOT_CONFIG, ["deploy.joint_limit_margin=0.1"])
     assert CommandShaper(margin).policy(q).q_des[0] == pytest.approx(hi[0] - 0.1)
 
@@ -238,3 +240,35 @@ def test_an_exception_in_a_tick_damps_and_is_recorded(tmp_path_factory: pytest.T
     assert cmd.mode == Mode.DAMPING and not any(cmd.kp)
     status = daemon_status_t.decode([b for c, b in lc.sent if c == ch.DAEMON_STATUS][-1])
     assert status.mode == Mode.DAMPING and "onnxruntime exploded" in status.last_error
+
+
+def test_plausibility_bounds_name_the_field_and_fall_angles_match_training() -> None:
+    from controllers.daemon import input_bounds
+    from controllers.inputs import roll_pitch_from_quat, validate_imu
+    from hardware.msgs import imu_t
+    from sim.go2.obs import quat_to_rotmat, roll_pitch
+
+    b = input_bounds(CFG)
+    check = validate_joint_state(12, b)
+    msg = joint_state_t()
+    msg.n, msg.q, msg.qd, msg.tau_est = 12, list(CFG.default_pose), [0.0] * 12, [0.0] * 12
+    assert check(msg) is None
+    msg.q[4] = CFG.joint_limits.upper[4] + CFG.plausibility.joint_pos_margin - 0.01  # inside the margin
+    assert check(msg) is None
+    msg.q[4] += 0.02
+    assert check(msg).startswith("implausible 'q'[4]")
+    msg.q = list(CFG.default_pose)
+    msg.tau_est[2] = 2.0 * CFG.contract.torque_limits[2]
+    assert check(msg).startswith("implausible 'tau_est'[2]")
+    m = imu_t()
+    m.quat, m.gyro, m.accel = [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 9.81]
+    assert validate_imu(m, b) is None
+    m.quat = [1.3, 0.0, 0.0, 0.0]
+    assert validate_imu(m, b).startswith("implausible 'quat' norm")
+    m.quat, m.accel = [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 200.0]
+    assert validate_imu(m, b).startswith("implausible 'accel'[2]")
+    rng = np.random.default_rng(1)
+    for q in rng.normal(size=(20, 4)):  # the daemon's fall angles are the training env's termination angles
+        q /= np.linalg.norm(q)
+        r, p = roll_pitch(quat_to_rotmat(q[None]))
+        assert roll_pitch_from_quat(q) == pytest.approx((float(r[0]), float(p[0])), abs=1e-9)
