@@ -35,10 +35,12 @@ class OneStepPolicy(nn.Module):
 
     def __init__(self, agent: SOM, action_clip: float = 1.0) -> None:
         super().__init__()
-        actor = agent.actor
-        self.norm = getattr(agent, "obs_norm", None) or nn.Identity()
+        # CPU copies: the agent may live on CUDA, and it keeps training (its normaliser must not move or alias).
+        actor = copy.deepcopy(agent.actor).to("cpu")
+        norm = getattr(agent, "obs_norm", None)
+        self.norm = copy.deepcopy(norm).to("cpu") if norm is not None else nn.Identity()
         self.action_clip = action_clip
-        layers = [copy.deepcopy(m) for m in actor.net]
+        layers = list(actor.net)
         first = layers[0]
         assert isinstance(first, nn.Linear)
         with torch.no_grad():

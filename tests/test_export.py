@@ -12,6 +12,7 @@ from som_robot.algos import SOM, SOMConfig
 from som_robot.contract import METADATA_KEY, ContractError, ObsTerm, PolicyContract
 from som_robot.export import export_onnx
 from som_robot.policy_runtime import OnnxPolicy, PolicyInputError
+from som_robot.storage import Batch
 
 JOINTS = tuple(f"{leg}_{j}_joint" for leg in ("FL", "FR", "RL", "RR") for j in ("hip", "thigh", "calf"))
 CONTRACT = PolicyContract(
@@ -120,3 +121,24 @@ def test_onnx_runtime_latency_batch1_one_thread(exported: tuple[SOM, Path]) -> N
     assert lat["threads"] == 1 and lat["n"] == 3000
     assert 0 < lat["median_us"] <= lat["p99_us"]
     assert lat["p99_us"] < 1000  # loose on shared CI; the 20 µs target is measured by `bench onnx`
+
+
+def test_export_copies_to_cpu_and_leaves_the_training_agent_untouched(tmp_path: Path) -> None:
+    """Export after (CUDA) training: the module is built from CPU copies, so the agent's networks and
+    normaliser keep their device, values and identity, and training after an export is unaffected."""
+    from som_robot.export import OneStepPolicy
+
+    torch.manual_seed(2)
+    agent = SOM(CONTRACT.obs_dim, CONTRACT.act_dim, SOMConfig(hidden=(32, 32), obs_norm=True))
+    agent.obs_norm.update(torch.randn(64, CONTRACT.obs_dim) * 2.0)
+    before = {k: v.clone() for k, v in agent.state_dict()["obs_norm"].items()}
+    module = OneStepPolicy(agent)
+    assert module.norm is not agent.obs_norm
+    assert all(p.device.type == "cpu" for p in module.parameters())
+    assert not any(p.data_ptr() == q.data_ptr() for p in module.parameters() for q in agent.actor.parameters())
+    module.norm.update(torch.randn(64, CONTRACT.obs_dim) + 10.0)  # mutating the export's copy ...
+    for k, v in agent.state_dict()["obs_norm"].items():  # ... leaves the agent's statistics alone
+        assert torch.equal(v, before[k]), k
+    export_onnx(agent, CONTRACT, tmp_path / "p.onnx")
+    agent.update(Batch(torch.randn(8, CONTRACT.obs_dim), torch.rand(8, CONTRACT.act_dim) * 2 - 1, torch.randn(8),
+                       torch.randn(8, CONTRACT.obs_dim), torch.zeros(8)))  # training goes on after an export

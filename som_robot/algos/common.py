@@ -27,8 +27,9 @@ class Algorithm(Protocol):
         """(N, obs_dim) → (N, act_dim) actions; `deterministic` is the evaluation mode."""
         ...
 
-    def update(self, batch: Batch) -> dict[str, float]:
-        """One gradient step on critics and actor; returns scalar metrics for logging."""
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One gradient step on critics and actor; returns 0-d metric tensors, read only at log time (a float
+        here would synchronise the device on every update)."""
         ...
 
     def state_dict(self) -> dict[str, Any]: ...

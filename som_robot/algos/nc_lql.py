@@ -87,6 +87,8 @@ class NCLQL:
         self.critic_targ = copy.deepcopy(self.critic).requires_grad_(False)
         self.opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr)
         self.sigmas = noise_levels(cfg).to(self.device)
+        sig = noise_levels(cfg).tolist()  # host copy: Langevin step sizes without a device read per level
+        self._eta = [cfg.step_lr * (s / sig[-1]) ** 2 for s in sig]
         self.clean = cfg.num_levels - 1
         self.num_updates = 0
 
@@ -101,7 +103,7 @@ class NCLQL:
         self.critic.requires_grad_(False)
         try:
             for lvl in range(c.num_levels):
-                eta = c.step_lr * float(self.sigmas[lvl] / self.sigmas[-1]) ** 2
+                eta = self._eta[lvl]
                 lv = self._level(B, lvl)
                 for _ in range(c.steps_per_level):
                     with torch.enable_grad():
@@ -122,7 +124,7 @@ class NCLQL:
         return best_of(obs, P, self.langevin,
                        lambda s, a: torch.minimum(*self.critic(s, a, self._level(s.shape[0], self.clean))))
 
-    def update(self, b: Batch) -> dict[str, float]:
+    def update(self, b: Batch) -> dict[str, torch.Tensor]:
         """Adam step on the clean-level TD loss, then one on the smoothing loss; Polyak targets."""
         c = self.cfg
         B = b.obs.shape[0]
@@ -143,7 +145,7 @@ class NCLQL:
         optimizer_step(self.opt, sm)
         polyak_update(self.critic_targ, self.critic, c.tau)
         self.num_updates += 1
-        return {"losses/critic": td.item(), "losses/smoothing": sm.item(), "values/q_mean": q1.mean().item()}
+        return {"losses/critic": td.detach(), "losses/smoothing": sm.detach(), "values/q_mean": q1.mean().detach()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"critic": self.critic.state_dict(), "critic_targ": self.critic_targ.state_dict(),

@@ -91,7 +91,7 @@ class SAC:
 
     @property
     def alpha(self) -> float:
-        return float(self.log_alpha.detach().exp())
+        return self.log_alpha.detach().exp()  # a tensor: reading it as a float would sync the device
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
@@ -108,7 +108,7 @@ class SAC:
             q = q_fn(obs, a)
         return (self.alpha * logp - q).mean(), logp
 
-    def update(self, b: Batch) -> dict[str, float]:
+    def update(self, b: Batch) -> dict[str, torch.Tensor]:
         """Critic TD step with the soft target, then actor and temperature steps."""
         c, alpha = self.cfg, self.alpha
         with torch.no_grad():
@@ -125,8 +125,8 @@ class SAC:
         if c.autotune:
             optimizer_step(self.alpha_opt, -(self.log_alpha * (logp.detach() + self.target_entropy)).mean())
         self.num_updates += 1
-        return {"losses/critic": closs.item(), "losses/actor": aloss.item(), "values/q_mean": q1.mean().item(),
-                "values/alpha": alpha, "values/entropy": -logp.mean().item()}
+        return {"losses/critic": closs.detach(), "losses/actor": aloss.detach(), "values/q_mean": q1.mean().detach(),
+                "values/alpha": alpha, "values/entropy": -logp.mean().detach()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),

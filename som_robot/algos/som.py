@@ -239,7 +239,7 @@ class SOM:
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.obs_norm = EmpiricalNormalizer(obs_dim).to(self.device) if cfg.obs_norm else None
         self.num_updates = 0
-        self._actor_metrics: dict[str, float] = {}
+        self._actor_metrics: dict[str, torch.Tensor] = {}
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """What the networks see: the observation through the normaliser (identity when off)."""
@@ -276,7 +276,7 @@ class SOM:
             return 0.5 * (q1 + q2)
         return torch.minimum(q1, q2) if self.cfg.score_critic == "min" else q1
 
-    def critic_loss(self, b: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def critic_loss(self, b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Twin TD loss, y = c_r·r + γ(1−d)·min_i Q̄_i(s', a'), a' a one-step sample (or best of N)."""
         c = self.cfg
         with torch.no_grad():
@@ -285,7 +285,7 @@ class SOM:
             y = c.reward_scale * b.rew + c.gamma * (1.0 - b.done) * q_next
         q1, q2 = self.critic(b.obs, b.act)
         loss = (q1 - y).pow(2).mean() + (q2 - y).pow(2).mean()
-        return loss, {"losses/critic": loss.item(), "values/q_mean": q1.mean().item()}
+        return loss, {"losses/critic": loss.detach(), "values/q_mean": q1.mean().detach()}
 
     def clean_actions(self, b: Batch) -> torch.Tensor:
         """a_0 that gets noised: buffer actions, fresh policy samples, or a 50/50 mix."""
@@ -320,7 +320,7 @@ class SOM:
             return teacher_velocity(a_t, score, beta, c.score_scale, c.score_norm).detach()
         return linear_path_velocity(a_t, t, score).detach()
 
-    def actor_loss(self, b: Batch, q_fn: QFn | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def actor_loss(self, b: Batch, q_fn: QFn | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """MeanFlow loss with the score-based PF-ODE teacher velocity (algorithms.md §3.3–3.4)."""
         c, obs = self.cfg, b.obs
         r, t, mu, sigma, beta, a_t = self.noised_batch(b)
@@ -328,11 +328,11 @@ class SOM:
         v = self.teacher(a_t, t, beta, score)
         u, u_tgt = meanflow_target(lambda z, tt: self.actor(obs, z, r, tt), a_t, r, t, v)
         loss = adaptive_l2(u, u_tgt, c.loss_p, c.loss_c)
-        return loss, {"losses/actor": loss.item(), "score/norm": score.norm(dim=-1).mean().item(),
-                      "score/target_norm": u_tgt.norm(dim=-1).mean().item()}
+        return loss, {"losses/actor": loss.detach(), "score/norm": score.norm(dim=-1).mean().detach(),
+                      "score/target_norm": u_tgt.norm(dim=-1).mean().detach()}
 
     # ----- update -------------------------------------------------------------------------------
-    def update(self, b: Batch) -> dict[str, float]:
+    def update(self, b: Batch) -> dict[str, torch.Tensor]:
         """One critic step, Polyak targets, and every `actor_every`-th call one actor step (normalised obs)."""
         if self.obs_norm is not None:
             self.obs_norm.update(b.obs)

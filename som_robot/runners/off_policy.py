@@ -184,6 +184,7 @@ class OffPolicyRunner:
         path.parent.mkdir(parents=True, exist_ok=True)
         ckpt = {"algo": self.algo.state_dict(), "step": self.step, "update_credit": self.update_credit,
                 "history": self.history, "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "config": self.exp.to_dict()}
         if self.cfg.checkpoint_buffer:
             ckpt["buffer"] = self.buffer.state_dict()
@@ -194,12 +195,16 @@ class OffPolicyRunner:
 
     def load(self, path: Path) -> None:
         """Resume from a checkpoint written by `save`."""
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        # map to the CPU: RNG states must stay CPU ByteTensors (Generator.set_state / set_rng_state refuse
+        # anything else), and load_state_dict copies tensors onto the parameters' own device anyway.
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
         self.algo.load_state_dict(ckpt["algo"])
         self.step, self.update_credit = int(ckpt["step"]), float(ckpt["update_credit"])
         self.history = list(ckpt["history"])
         self.gen.set_state(ckpt["gen"])
         torch.set_rng_state(ckpt["torch_rng"])
+        if ckpt.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
         if "buffer" in ckpt:
             self.buffer.load_state_dict(ckpt["buffer"])
 

@@ -49,3 +49,36 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
     assert b.algo.num_updates == (400 - 100) // 2
     assert not torch.equal(before, b.algo.critic.q1[0].weight)
     assert [h["step"] for h in b.history] == [200, 400]  # history carried over
+
+
+def test_checkpoint_rng_streams_are_cpu_byte_tensors_and_restore_exactly(tmp_path: Path) -> None:
+    """Every RNG stream is saved as the CPU ByteTensor torch requires on restore (CUDA's too, when present),
+    and a resumed runner draws exactly what the saved one would have drawn next."""
+    a = make_runner("sac", tmp_path / "a", 200)
+    a.learn()
+    ckpt = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    for key in ("gen", "torch_rng"):
+        assert ckpt[key].dtype == torch.uint8 and ckpt[key].device.type == "cpu", key
+    assert "cuda_rng" in ckpt and (ckpt["cuda_rng"] is None) == (not torch.cuda.is_available())
+    expect_gen = torch.rand(4, generator=a.gen)
+    torch.set_rng_state(ckpt["torch_rng"])
+    expect_global = torch.rand(4)
+    b = make_runner("sac", tmp_path / "b", 400)
+    b.load(tmp_path / "a" / "checkpoints" / "last.pt")
+    assert torch.equal(torch.rand(4, generator=b.gen), expect_gen)
+    assert torch.equal(torch.rand(4), expect_global)
+
+
+def test_updates_return_device_tensors_not_host_floats() -> None:
+    """`update` must not synchronise a CUDA device: every metric stays a 0-d tensor until the runner logs it."""
+    from som_robot.algos import ALGOS
+    from som_robot.storage import Batch
+
+    b = Batch(torch.randn(16, 5), torch.rand(16, 2) * 2 - 1, torch.randn(16), torch.randn(16, 5), torch.zeros(16))
+    for name in ("som", "nc_lql", "sac"):
+        exp = load_experiment(f"gym/{name}.yaml", ["params.hidden=[16, 16]"])
+        agent = ALGOS[exp.algo][1](5, 2, exp.params)
+        for _ in range(2):  # SOM's delayed actor: both kinds of step
+            metrics = agent.update(b)
+        assert metrics and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in metrics.values()), name
+        assert not any(v.requires_grad for v in metrics.values()), name
