@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hardware.interface import DAMPING_KD, MotorCommand, RobotInterface, RobotState, validate_command
+from hardware.interface import DAMPING_KD, CommandLimits, MotorCommand, RobotInterface, RobotState, validate_command
 from sim.go2.constants import JOINT_NAMES, LEGS
 from sim.go2.contract import TORQUE_LIMITS
 
@@ -43,6 +43,7 @@ _PARTS = ("hip", "thigh", "calf")
 POLICY_JOINT_NAMES = JOINT_NAMES
 SDK_JOINT_NAMES = tuple(f"{leg}_{p}_joint" for leg in SDK_LEGS for p in _PARTS)
 GO2_TORQUE_LIMITS = np.asarray(TORQUE_LIMITS)  # N·m per joint in policy order
+_LIMITS = CommandLimits.go2()  # q_des within the joint ranges (+ margin), |tau_ff| within the motor limits
 
 # _POLICY_OF_SDK[j]: policy index of SDK motor j. A leg swap, hence its own inverse, but both are kept
 # explicit so nothing relies on that.
@@ -218,7 +219,8 @@ class Go2Bridge(RobotInterface):
             return self._state
 
     def write(self, cmd: MotorCommand) -> None:
-        reason = validate_command(len(cmd.q_des), cmd.q_des, cmd.qd_des, cmd.kp, cmd.kd, cmd.tau_ff, NUM_MOTORS)
+        reason = validate_command(len(cmd.q_des), cmd.q_des, cmd.qd_des, cmd.kp, cmd.kd, cmd.tau_ff, NUM_MOTORS,
+                                  limits=_LIMITS)
         if reason is not None:
             raise ValueError(f"refusing motor command: {reason}")
         tau_ff = np.clip(np.asarray(cmd.tau_ff, dtype=float), -GO2_TORQUE_LIMITS, GO2_TORQUE_LIMITS)

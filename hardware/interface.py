@@ -24,6 +24,7 @@ __all__ = [
     "KP_MAX",
     "KD_MAX",
     "validate_command",
+    "CommandLimits",
 ]
 
 DAMPING_KD = 2.0  # N·m·s/rad: the driver-side safe state (kp = 0); slows a fall without holding the pose
@@ -86,8 +87,34 @@ class MotorCommand:
         return bool(np.all(self.kp == 0) and np.all(self.tau_ff == 0))
 
 
+@dataclass(frozen=True)
+class CommandLimits:
+    """What a command may ask of the joints: q_des inside the joint range plus a margin, |tau_ff| within the
+    motor torque limits (policy joint order)."""
+
+    q_low: tuple[float, ...]
+    q_high: tuple[float, ...]
+    tau_max: tuple[float, ...]
+    margin: float = 0.1  # [rad] a damping command's q_des is the measured q, which may sit on a stop
+
+    @classmethod
+    def go2(cls, margin: float = 0.1) -> CommandLimits:
+        """The Go2's MJCF joint ranges and motor limits (the robot facts the policy contract also carries)."""
+        return cls(tuple(GO2_JOINT_LOWER), tuple(GO2_JOINT_UPPER), tuple(GO2_TORQUE_LIMITS), margin)
+
+
+# Go2 joint ranges [rad] (MJCF sim/go2/xmls/go2.xml = configs/robots/go2.yaml joint_limits) and motor torque
+# limits [N m], policy order FL, FR, RL, RR x (hip, thigh, calf). Tests check both copies against the MJCF.
+GO2_JOINT_LOWER = (-1.0472, -1.5708, -2.7227, -1.0472, -1.5708, -2.7227, -1.0472, -0.5236, -2.7227, -1.0472, -0.5236,
+                   -2.7227)
+GO2_JOINT_UPPER = (1.0472, 3.4907, -0.83776, 1.0472, 3.4907, -0.83776, 1.0472, 4.5379, -0.83776, 1.0472, 4.5379,
+                   -0.83776)
+GO2_TORQUE_LIMITS = (23.7, 23.7, 45.43) * 4
+
+
 def validate_command(n: int, q_des: object, qd_des: object, kp: object, kd: object, tau_ff: object,
-                     num_joints: int = 12, kp_max: float = KP_MAX, kd_max: float = KD_MAX) -> str | None:
+                     num_joints: int = 12, kp_max: float = KP_MAX, kd_max: float = KD_MAX,
+                     limits: CommandLimits | None = None) -> str | None:
     """Why a command must not reach the motors (None if it may). Shared by the server and the bridge."""
     if n != num_joints:
         return f"n={n}, expected {num_joints}"
@@ -102,6 +129,18 @@ def validate_command(n: int, q_des: object, qd_des: object, kp: object, kd: obje
         return f"kp outside [0, {kp_max}] (min {kp_a.min():.3g}, max {kp_a.max():.3g})"
     if np.any(kd_a < 0) or np.any(kd_a > kd_max):
         return f"kd outside [0, {kd_max}] (min {kd_a.min():.3g}, max {kd_a.max():.3g})"
+    if limits is not None:
+        q, lo, hi = np.asarray(q_des, float), np.asarray(limits.q_low), np.asarray(limits.q_high)
+        bad = np.flatnonzero((q < lo - limits.margin) | (q > hi + limits.margin))
+        if bad.size:
+            j = int(bad[0])
+            return (f"q_des[{j}] = {q[j]:.3f} rad outside the joint range [{lo[j]:.3f}, {hi[j]:.3f}] "
+                    f"± {limits.margin:g}")
+        tau, tmax = np.asarray(tau_ff, float), np.asarray(limits.tau_max)
+        bad = np.flatnonzero(np.abs(tau) > tmax)
+        if bad.size:
+            j = int(bad[0])
+            return f"tau_ff[{j}] = {tau[j]:.3f} N m beyond the motor limit ±{tmax[j]:g}"
     return None
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from hardware import channels as ch
-from hardware.interface import DAMPING_KD, MotorCommand, RobotInterface, RobotState, validate_command
+from hardware.interface import DAMPING_KD, CommandLimits, MotorCommand, RobotInterface, RobotState, validate_command
 from hardware.msgs import foot_contact_t, imu_t, joint_command_t, joint_state_t, state_estimate_t
 
 __all__ = ["SensorPublisher", "CommandGate", "build_robot", "main"]
@@ -141,36 +141,91 @@ class CommandClock:
 
 
 class CommandGate:
-    """Validates commands, applies the valid ones and damps on rejects and on silence (logged once each)."""
+    """Validates commands, applies the valid ones from one writer, and damps on rejects, silence and conflicts.
 
-    def __init__(self, robot: RobotInterface, timeout: float, damping_kd: float) -> None:
+    One writer: the gate locks onto the first command stream it sees (again after a silence), and accepts a
+    message of that stream only if its seq moves forward by at most `max_seq_gap` (lost packets are fine). A
+    second publisher's interleaved seq stream, or a seq regression, is rejected and counted; the intruder is
+    logged once per episode, and `conflict_count` foreign messages within `conflict_window_s` damp the robot
+    until `conflict_clear_s` pass without one. Every field goes through the `validate_command` the Go2 bridge
+    also uses, with the joint-range and torque limits.
+    """
+
+    def __init__(self, robot: RobotInterface, timeout: float, damping_kd: float,
+                 limits: CommandLimits | None = None, max_seq_gap: int = 100, conflict_count: int = 5,
+                 conflict_window_s: float = 0.5, conflict_clear_s: float = 1.0) -> None:
         self.robot = robot
         self.timeout = timeout
         self.damping_kd = damping_kd
-        self.state = "waiting"  # waiting (no command yet, damped) | active | timeout | rejected
+        self.limits = limits
+        self.max_seq_gap, self.conflict_count = max_seq_gap, conflict_count
+        self.conflict_window_s, self.conflict_clear_s = conflict_window_s, conflict_clear_s
+        self.state = "waiting"  # waiting (no command yet, damped) | active | timeout | rejected | conflict
         self.last_valid = 0.0
-        self.accepted = self.rejected = self.timeouts = 0
+        self.accepted = self.rejected = self.timeouts = self.foreign = self.conflicts = 0
         self._last_reject_log = -1e9
+        self._stream_seq: int | None = None
+        self._foreign_t: list[float] = []
+        self._intruder_logged = False
+
+    def _in_stream(self, seq: int) -> bool:
+        """Lock on (first command, or after a silence) or check the locked stream's seq moves forward."""
+        if self._stream_seq is None or self.state in ("waiting", "timeout"):
+            if self._stream_seq is not None:
+                log.info("command stream re-locked at seq %d after %s", seq, self.state)
+            self._stream_seq = seq
+            return True
+        if 0 < seq - self._stream_seq <= self.max_seq_gap:
+            self._stream_seq = seq
+            return True
+        return False
+
+    def _on_foreign(self, seq: int, now: float) -> None:
+        self.foreign += 1
+        if not self._intruder_logged:
+            log.warning("rejected a joint command from a second writer or a seq regression (seq %d, stream at %d); "
+                        "only one command stream may drive the robot", seq, self._stream_seq)
+            self._intruder_logged = True
+        self._foreign_t = [t for t in self._foreign_t if now - t <= self.conflict_window_s] + [now]
+        if len(self._foreign_t) >= self.conflict_count and self.state != "conflict":
+            self.conflicts += 1
+            self.state = "conflict"
+            self.robot.damp(self.damping_kd)
+            log.warning("persistent command conflict (%d foreign commands in %.1f s): damping until it stops",
+                        len(self._foreign_t), self.conflict_window_s)
 
     def on_message(self, data: bytes, now: float) -> bool:
         """Apply or reject one encoded joint_command_t; True if it was applied."""
         try:
             msg = joint_command_t.decode(data)
-            reason = validate_command(msg.n, msg.q_des, msg.qd_des, msg.kp, msg.kd, msg.tau_ff, self.robot.num_joints)
+            seq = int(msg.seq)
         except Exception as e:  # malformed bytes must not kill the motor loop
-            reason = f"undecodable ({type(e).__name__}: {e})"
+            msg, seq, reason = None, None, f"undecodable ({type(e).__name__}: {e})"
+        if seq is not None and not self._in_stream(seq):
+            self._on_foreign(seq, now)
+            return False
+        if msg is not None:
+            reason = validate_command(msg.n, msg.q_des, msg.qd_des, msg.kp, msg.kd, msg.tau_ff,
+                                      self.robot.num_joints, limits=self.limits)
         if reason is not None:
             self.rejected += 1
             self.robot.damp(self.damping_kd)
             if self.state != "rejected" or now - self._last_reject_log > 1.0:
                 log.warning("rejected joint command (%s); damping [%d rejected so far]", reason, self.rejected)
                 self._last_reject_log = now
-            self.state = "rejected"
+            if self.state != "conflict":
+                self.state = "rejected"
             return False
+        if self.state == "conflict":
+            if self._foreign_t and now - self._foreign_t[-1] < self.conflict_clear_s:
+                self.robot.damp(self.damping_kd)  # the writer's valid commands wait until the conflict is over
+                self.last_valid = now
+                return False
+            self._intruder_logged = False
         self.robot.write(MotorCommand(np.asarray(msg.q_des, float), np.asarray(msg.qd_des, float),
                                       np.asarray(msg.kp, float), np.asarray(msg.kd, float),
                                       np.asarray(msg.tau_ff, float)))
-        if self.state in ("timeout", "rejected"):
+        if self.state in ("timeout", "rejected", "conflict"):
             log.info("valid joint commands resumed after %s", self.state)
         self.state = "active"
         self.last_valid = now
@@ -178,7 +233,7 @@ class CommandGate:
         return True
 
     def check_timeout(self, now: float) -> None:
-        if self.state == "active" and now - self.last_valid > self.timeout:
+        if self.state in ("active", "conflict") and now - self.last_valid > self.timeout:
             self.robot.damp(self.damping_kd)
             self.timeouts += 1
             self.state = "timeout"
@@ -372,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sub = lc.subscribe(ch.JOINT_COMMAND, on_command)
     pub = SensorPublisher(lc, truth=args.log_truth)
-    gate = CommandGate(robot, args.cmd_timeout, args.damping_kd)
+    gate = CommandGate(robot, args.cmd_timeout, args.damping_kd, CommandLimits.go2())
     pub.publish(robot.read())  # the first sample: starts a lockstep chain, and proves publishing works
     print("READY hardware.server", flush=True)
     log.info("robot=%s lockstep=%s dt=%.4f s cmd_timeout=%.3f s", args.robot, args.lockstep, robot.dt,
@@ -387,6 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         robot.stop()
         lc.unsubscribe(sub)
     stats.update(samples=pub.samples, accepted=gate.accepted, rejected=gate.rejected, timeouts=gate.timeouts,
+                 foreign=gate.foreign, conflicts=gate.conflicts,
                  signal=stop.signum, **clock.stats())
     log.info("stopped (%s): %s", signal.Signals(stop.signum).name if stop.signum else "duration", stats)
     print("DONE hardware.server " + json.dumps(stats), flush=True)

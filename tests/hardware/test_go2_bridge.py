@@ -173,3 +173,19 @@ def test_onboard_path_is_sim_free_and_fails_clearly_without_sdk() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     if importlib.util.find_spec("unitree_sdk2py") is None:
         assert res.returncode == 2 and "unitree_sdk2py" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_command_limits_are_the_mjcf_joint_ranges_and_motor_limits() -> None:
+    from hardware.interface import CommandLimits, validate_command
+    from sim.go2.model import build_model
+
+    m = build_model()
+    lim = CommandLimits.go2()
+    np.testing.assert_allclose(lim.q_low, m.jnt_range[1:, 0], atol=1e-4)
+    np.testing.assert_allclose(lim.q_high, m.jnt_range[1:, 1], atol=1e-4)
+    np.testing.assert_allclose(lim.tau_max, m.actuator_ctrlrange[:, 1])
+    z = np.zeros(12)
+    q = m.key("home").qpos[7:]
+    assert validate_command(12, q, z, z + 40, z + 1, z, limits=lim) is None
+    assert "outside the joint range" in validate_command(12, q + 5.0, z, z, z + 1, z, limits=lim)
+    assert "beyond the motor limit" in validate_command(12, q, z, z, z + 1, z + 50.0, limits=lim)

@@ -293,3 +293,57 @@ def test_lockstep_resends_the_waiting_sample_and_sigterm_exits_cleanly(bus_serve
     server.p.send_signal(signal.SIGTERM)
     stats, _ = server.stop()
     assert stats["signal"] == signal.SIGTERM and stats["sensor_periods"] == 1 and stats["resends"] >= 2
+
+
+def test_second_command_writer_is_rejected_logged_once_and_a_persistent_conflict_damps(bus_server) -> None:
+    bus, start = bus_server
+    server = start("--duration", "30")
+    bus.run(0.4, command=lambda: bus.send(_hold()))  # the daemon's stream: the server locks onto it
+    intruder = {"seq": 10_000_000}
+
+    def both() -> None:  # a second publisher interleaving its own seq stream with the writer's
+        bus.send(_hold())
+        m = joint_command_t()
+        m.utime, m.seq, m.source_utime, m.mode = time.time_ns() // 1000, intruder["seq"], 0, int(ch.Mode.POLICY)
+        intruder["seq"] += 1
+        m.n, m.q_des, m.qd_des = 12, (_hold() + 0.3).tolist(), [0.0] * 12
+        m.kp, m.kd, m.tau_ff = [C.KP] * 12, [C.KD] * 12, [0.0] * 12
+        bus.lc.publish(ch.JOINT_COMMAND, m.encode())
+
+    t = time.perf_counter()
+    bus.run(0.5, command=both)
+    damped = bus.since(ch.JOINT_STATE, t + 0.15)
+    assert len(damped) > 50 and _residual_from_damping(damped) < 0.3  # the conflict damps the robot
+    t = time.perf_counter()
+    bus.run(1.6, command=lambda: bus.send(_hold()))  # the intruder is gone: after 1 s clear, the writer drives
+    assert _residual_from_damping(bus.since(ch.JOINT_STATE, t + 1.3)) > 1.0
+    stats, err = server.stop()
+    assert stats["foreign"] > 100 and stats["conflicts"] >= 1
+    assert err.count("second writer or a seq regression") == 1  # the intruder is logged once
+    assert "persistent command conflict" in err
+
+
+def test_targets_outside_the_joint_range_and_excess_feedforward_are_rejected(bus_server) -> None:
+    bus, start = bus_server
+    server = start("--duration", "30")
+    bus.run(0.3, command=lambda: bus.send(_hold()))
+    far = _hold().copy()
+    far[2] = 0.5  # calf range is [-2.72, -0.84] rad
+
+    def big_tau() -> None:
+        m = joint_command_t()
+        m.utime, m.seq, m.source_utime, m.mode = time.time_ns() // 1000, bus.cmd_seq, 0, int(ch.Mode.POLICY)
+        bus.cmd_seq += 1
+        m.n, m.q_des, m.qd_des = 12, _hold().tolist(), [0.0] * 12
+        m.kp, m.kd, m.tau_ff = [C.KP] * 12, [C.KD] * 12, [0.0] * 11 + [80.0]
+        bus.lc.publish(ch.JOINT_COMMAND, m.encode())
+
+    for bad in (lambda: bus.send(far), big_tau):
+        t = time.perf_counter()
+        bus.run(0.25, command=bad)
+        damped = bus.since(ch.JOINT_STATE, t + 0.1)
+        assert len(damped) > 30 and _residual_from_damping(damped) < 0.3
+        bus.run(0.2, command=lambda: bus.send(_hold()))
+    stats, err = server.stop()
+    assert stats["rejected"] > 50 and stats["foreign"] == 0
+    assert "q_des[2] = 0.500 rad outside the joint range" in err and "tau_ff[11] = 80.000 N m beyond" in err
