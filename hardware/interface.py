@@ -131,7 +131,8 @@ def validate_command(n: int, q_des: object, qd_des: object, kp: object, kd: obje
         return f"kd outside [0, {kd_max}] (min {kd_a.min():.3g}, max {kd_a.max():.3g})"
     if limits is not None:
         q, lo, hi = np.asarray(q_des, float), np.asarray(limits.q_low), np.asarray(limits.q_high)
-        bad = np.flatnonzero((q < lo - limits.margin) | (q > hi + limits.margin))
+        # only where kp > 0: without stiffness q_des has no effect (a damping command's q_des may be anything)
+        bad = np.flatnonzero(((q < lo - limits.margin) | (q > hi + limits.margin)) & (kp_a > 0))
         if bad.size:
             j = int(bad[0])
             return (f"q_des[{j}] = {q[j]:.3f} rad outside the joint range [{lo[j]:.3f}, {hi[j]:.3f}] "
