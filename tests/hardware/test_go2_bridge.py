@@ -187,5 +187,6 @@ def test_command_limits_are_the_mjcf_joint_ranges_and_motor_limits() -> None:
     z = np.zeros(12)
     q = m.key("home").qpos[7:]
     assert validate_command(12, q, z, z + 40, z + 1, z, limits=lim) is None
-    assert "outside the joint range" in validate_command(12, q + 5.0, z, z, z + 1, z, limits=lim)
+    assert "outside the joint range" in validate_command(12, q + 5.0, z, z + 40, z + 1, z, limits=lim)
+    assert validate_command(12, q + 5.0, z, z, z + 1, z, limits=lim) is None  # kp = 0: q_des has no effect
     assert "beyond the motor limit" in validate_command(12, q, z, z, z + 1, z + 50.0, limits=lim)
