@@ -12,6 +12,8 @@ DR draws and spawn states for just those worlds.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -89,6 +91,8 @@ class Go2WarpEnv(JoystickTaskStep):
         self._foot_pos_cols = torch.as_tensor(C.sensor_columns(self.model, C.FOOT_POS_SENSORS) + 2, device=dev)
         self._default_pos = self._default_q
         self._init_curriculum()
+        self.overflow_worlds = 0  # worlds whose episode ended on a capacity overflow (see WarpSim.overflowed)
+        self._overflow_warned = False
         self._all = torch.arange(n, device=dev)
         self._reset_envs(self._all)
 
@@ -112,11 +116,14 @@ class Go2WarpEnv(JoystickTaskStep):
 
         sim = self.sim
         rot, lin_vel, ang_vel, gravity = base_kinematics(sim.qpos, sim.qvel)
+        overflow = sim.overflowed()  # a capacity overflow makes the world's physics wrong: end its episode
         reward, terms, terminated, truncated = self._task_step(a, torque_sq, rot, lin_vel, ang_vel, gravity,
-                                                               sim.qpos[:, 7:], sim.sensordata, sim.unstable())
+                                                               sim.qpos[:, 7:], sim.sensordata,
+                                                               sim.unstable() | overflow)
         reward = torch.nan_to_num(reward, nan=0.0, posinf=0.0, neginf=0.0)  # a diverged world terminates
         self.ep_ret += reward
-        log_vals = self._log_values(terms, lin_vel, ang_vel, terminated, truncated)
+        log_vals = torch.cat([self._log_values(terms, lin_vel, ang_vel, terminated, truncated),
+                              overflow.to(_F32).mean()[None]])
         # The one device→host transfer of the step: flags, returns, lengths and log scalars.
         n = self.num_envs
         summary = torch.cat([terminated.to(_F32), truncated.to(_F32), self.ep_ret, self.ep_len.to(_F32),
@@ -124,7 +131,14 @@ class Go2WarpEnv(JoystickTaskStep):
         done = np.flatnonzero((summary[:n] > 0) | (summary[n:2 * n] > 0))
         returns = summary[2 * n:3 * n][done].astype(np.float64).tolist()
         lengths = summary[3 * n:4 * n][done].astype(np.int64).tolist()
-        log = dict(zip(self._log_keys, summary[4 * n:].astype(np.float64).tolist(), strict=True))
+        log = dict(zip([*self._log_keys, "sim/overflow"], summary[4 * n:].astype(np.float64).tolist(), strict=True))
+        if log["sim/overflow"] > 0:
+            self.overflow_worlds += int(round(log["sim/overflow"] * n))
+            if not self._overflow_warned:
+                self._overflow_warned = True
+                warnings.warn(f"MuJoCo Warp buffer overflow in {log['sim/overflow'] * n:.0f} world(s) (nconmax "
+                              f"{sim.nconmax}, njmax {sim.njmax} per world): those episodes end; counted in "
+                              "sim/overflow", RuntimeWarning, stacklevel=2)
         log["curriculum/level"] = self.cmd_level
 
         resample = (self.ep_len % self.resample_steps == 0)[:, None]

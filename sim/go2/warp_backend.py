@@ -39,6 +39,14 @@ __all__ = ["WarpSim", "warp_device"]
 _BATCHED_FIELDS = ("geom_friction", "body_mass", "body_ipos", "body_subtreemass", "body_invweight0",
                    "dof_invweight0", "actuator_acc0")
 _MAXVAL = 1e10  # MuJoCo's mjMAXVAL: the bad-qpos/qvel/qacc threshold of mj_checkPos/Vel/Acc
+# Per-world capacities. mujoco_warp's defaults size the Go2 at 48 contacts and 64 constraint rows; a fallen
+# Go2 flailing in MuJoCo C (60 random falls x 400 steps, random torques) reached 31 contacts / 111 rows on the
+# flat floor and 50 / 180 on the rough heightfield (elliptic cones). Room for ~2x that.
+NCONMAX_PER_WORLD = 96
+NJMAX_PER_WORLD = 320
+# d.overflow bits that mean "capacity exceeded, physics of that world is wrong" (not the solver's iteration cap)
+_CAPACITY_BITS = int(mjw.OverflowType.NEFC | mjw.OverflowType.NJMAX_NNZ | mjw.OverflowType.BROADPHASE
+                     | mjw.OverflowType.NARROWPHASE | mjw.OverflowType.CCD | mjw.OverflowType.HFIELD)
 
 
 def warp_device(device: torch.device) -> wp.context.Device:
@@ -66,10 +74,14 @@ class WarpSim:
         batch = {f: num_envs for f in _BATCHED_FIELDS} if batch_dynamics else None
         with wp.ScopedDevice(self.wp_device):
             self.m = mjw.put_model(model, batch_sizes=batch)
-            self.d = mjw.put_data(model, data, nworld=num_envs, nconmax=nconmax, njmax=njmax)
+            self.nconmax = NCONMAX_PER_WORLD if nconmax is None else nconmax
+            self.njmax = NJMAX_PER_WORLD if njmax is None else njmax
+            self.m.opt.warn_overflow = 0  # no per-step kernel printf: overflow is read from d.overflow instead
+            self.d = mjw.put_data(model, data, nworld=num_envs, nconmax=self.nconmax, njmax=self.njmax)
         t = wp.to_torch
         self.qpos, self.qvel, self.ctrl = t(self.d.qpos), t(self.d.qvel), t(self.d.ctrl)
         self.qacc, self.sensordata = t(self.d.qacc), t(self.d.sensordata)
+        self._overflow = t(self.d.overflow)  # (N,) int bitmask per world, cleared by reset
         # (B, ngeom, 3), (B, nbody), (B, nbody, 3) with B = num_envs when batched, else 1 (shared)
         self._friction, self._mass, self._ipos = t(self.m.geom_friction), t(self.m.body_mass), t(self.m.body_ipos)
         self.foot_geoms = torch.tensor([model.geom(g).id for g in C.FOOT_GEOMS], device=self.device)
@@ -147,6 +159,11 @@ class WarpSim:
         for x in (self.qpos, self.qvel, self.qacc):
             bad |= ~torch.isfinite(x).all(dim=1) | (x.abs() > _MAXVAL).any(dim=1)
         return bad
+
+    def overflowed(self) -> torch.Tensor:
+        """(N,) bool: a contact / constraint / collision buffer overflowed in the world since its reset, so its
+        physics is wrong (mujoco_warp drops what does not fit); the env terminates and counts such worlds."""
+        return (self._overflow & _CAPACITY_BITS) != 0
 
     def shares_memory(self) -> bool:
         """The torch views alias the Warp arrays (zero-copy), checked by pointer."""

@@ -6,6 +6,8 @@ The first run compiles Warp kernels (~35 s on 2 cores, cached in ~/.cache/warp);
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ import torch
 pytest.importorskip("mujoco_warp", reason="mujoco_warp (the [train] extra) is not installed")
 
 from sim.go2 import constants as C  # noqa: E402
-from sim.go2.config import DomainRandConfig, Go2EnvConfig  # noqa: E402
+from sim.go2.config import DomainRandConfig, Go2EnvConfig, TerminationConfig  # noqa: E402
 from sim.go2.env import Go2VecEnv  # noqa: E402
 from sim.go2.env_warp import Go2WarpEnv  # noqa: E402
 from sim.go2.obs import obs_slices  # noqa: E402
@@ -134,3 +136,29 @@ def test_registry_picks_the_backend() -> None:
                         torch.device("cpu"), 0)
     assert isinstance(env, Go2WarpEnv) and env.reset().shape == (2, 47)
     assert task.contract().obs_dim == 47
+
+
+def test_fallen_robot_fits_the_capacities_and_an_overflow_ends_the_episode() -> None:
+    """A Go2 lying on its side needs more contacts/constraint rows than mujoco_warp's defaults; with the
+    sized capacities nothing overflows, and with a deliberately tiny njmax the overflow is read from
+    d.overflow: the world terminates, the env counts it and warns once, and the reset clears the flag."""
+    side = [np.cos(0.8), np.sin(0.8), 0.0, 0.0]  # rolled 1.6 rad
+    lying_ok = dataclasses.replace(NO_DR, termination=TerminationConfig(base_contact=False, max_roll=3.2,
+                                                                         max_pitch=3.2))  # keep it lying
+    env = Go2WarpEnv(lying_ok, num_envs=2, seed=0, device="cpu")
+    env.reset(0)
+    env.sim.qpos[:, 2], env.sim.qpos[:, 3:7] = 0.15, torch.tensor(side)
+    for _ in range(5):
+        res = env.step(torch.ones(2, 12))
+        assert res.log["sim/overflow"] == 0.0 and not res.terminated.any()
+    assert env.sim.njmax >= 320 and env.overflow_worlds == 0
+    env.close()
+
+    tiny = Go2WarpEnv(NO_DR, num_envs=2, seed=0, device="cpu", njmax=8)
+    tiny.reset(0)
+    tiny.sim.qpos[0, 2], tiny.sim.qpos[0, 3:7] = 0.15, torch.tensor(side)  # world 0 falls, world 1 stands
+    with pytest.warns(RuntimeWarning, match="buffer overflow"):
+        res = tiny.step(torch.zeros(2, 12))
+    assert res.terminated[0] and res.log["sim/overflow"] > 0 and tiny.overflow_worlds >= 1
+    assert not tiny.sim.overflowed()[0]  # the terminated world was reset
+    tiny.close()
