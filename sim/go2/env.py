@@ -178,5 +178,6 @@ class Go2VecEnv(JoystickTaskStep):
         log["env/terminated"] = float(np.mean(terminated))
         log["env/truncated"] = float(np.mean(truncated))
         log["curriculum/level"] = self.cmd_level
+        log["sim/overflow"] = 0.0  # MuJoCo C sizes contacts/constraints from its arena (key parity with Warp)
         log.update(self._dr_log)
         return log

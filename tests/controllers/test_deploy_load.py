@@ -19,7 +19,8 @@ from daemon_harness import lcm_url, policy_file
 from sim.go2.contract import go2_contract
 
 ROOT = Path(__file__).resolve().parents[2]
-BURN = "import os, time\nos.sched_setaffinity(0, {0})\nend = time.monotonic() + {1}\nwhile time.monotonic() < end:\n    pass\n"
+BURN = ("import os, time\nos.sched_setaffinity(0, {0})\nend = time.monotonic() + {1}\n"
+        "while time.monotonic() < end:\n    pass\n")
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores: one busy, one for the chain")
