@@ -20,6 +20,7 @@ import yaml
 T = TypeVar("T")
 
 __all__ = [
+    "merge",
     "ConfigError",
     "check",
     "from_dict",
@@ -195,3 +196,11 @@ def _deepcopy(d: Any) -> Any:
     if isinstance(d, list):
         return [_deepcopy(v) for v in d]
     return d
+
+
+def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict update: b's values win, nested mappings merge (YAML `base:` files, task defaults)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,6 +1,7 @@
 """Training entry point.
 
     python -m som_robot.train --robot quadruped                       # Go2 joystick, SOM, exports policy.onnx
+    python -m som_robot.train --robot quadruped --device cuda         # the same, GPU-sized (quadruped/som_gpu.yaml)
     python -m som_robot.train --robot quadruped --steps 20000 --num-envs 16 env.terrain=rough
     python -m som_robot.train --config gym/som.yaml runner.env=Hopper-v5 runner.seed=1
     torchrun --nproc_per_node=2 -m som_robot.train --robot quadruped   # data-parallel, envs sharded per rank
@@ -17,7 +18,8 @@ from pathlib import Path
 
 __all__ = ["main", "ROBOTS"]
 
-ROBOTS = {"quadruped": "quadruped/som.yaml"}  # --robot name → experiment config
+ROBOTS = {"quadruped": "quadruped/som.yaml"}  # --robot name → experiment config (CPU-sized)
+ROBOTS_GPU = {"quadruped": "quadruped/som_gpu.yaml"}  # the same task sized for one CUDA GPU
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _wants_cuda(device: str | None) -> bool:
+    """--device cuda[:N], or auto/unset with a CUDA device present: the GPU-sized robot config."""
+    if device is not None and device.startswith("cuda"):
+        return True
+    if device in (None, "auto"):
+        import torch
+
+        return torch.cuda.is_available()
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     from som_robot.runners import load_experiment, run_experiment
@@ -43,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
                       (args.num_envs, "runner.num_envs")):
         if flag is not None:
             overrides.append(f"{key}={flag}")
-    config = ROBOTS[args.robot] if args.robot else args.config
+    config = args.config
+    if args.robot:
+        config = ROBOTS_GPU[args.robot] if _wants_cuda(args.device) else ROBOTS[args.robot]
     summary = run_experiment(load_experiment(config, overrides), resume=args.resume)
     print(json.dumps(summary, indent=2))
     return summary

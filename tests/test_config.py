@@ -54,3 +54,14 @@ def test_unknown_algo_and_top_level_key(tmp_path: Path) -> None:
     bad.write_text("algo: sac\nrunnr: {}\n")
     with pytest.raises(ConfigError, match="runnr"):
         load_experiment(bad)
+
+
+def test_gpu_config_chains_on_the_cpu_config_and_cuda_picks_it() -> None:
+    from som_robot.runners import load_experiment
+    from som_robot.train import _wants_cuda
+
+    cpu, gpu = load_experiment("quadruped/som.yaml"), load_experiment("quadruped/som_gpu.yaml")
+    assert gpu.runner.device == "cuda" and gpu.runner.num_envs >= 1024 and gpu.runner.batch_size >= 4096
+    assert gpu.params.alpha == cpu.params.alpha and gpu.env == cpu.env  # same task and learner, bigger sizes
+    assert not gpu.runner.checkpoint_buffer
+    assert _wants_cuda("cuda") and _wants_cuda("cuda:1") and not _wants_cuda("cpu")

@@ -66,10 +66,9 @@ class RobotTask:
 def _go2_config(overrides: dict[str, Any]) -> Any:
     """Go2EnvConfig: configs/quadruped/go2_joystick.yaml updated by the experiment's `env:` section."""
     from sim.go2.config import DEFAULT_CONFIG_PATH, Go2EnvConfig
-    from som_robot.config import from_dict, load_yaml
-    from som_robot.runners.config import _merge  # lazy: runners.config imports this module
+    from som_robot.config import from_dict, load_yaml, merge
 
-    return from_dict(Go2EnvConfig, _merge(load_yaml(DEFAULT_CONFIG_PATH), overrides), prefix="env")
+    return from_dict(Go2EnvConfig, merge(load_yaml(DEFAULT_CONFIG_PATH), overrides), prefix="env")
 
 
 ROBOT_TASKS: Mapping[str, RobotTask] = MappingProxyType({

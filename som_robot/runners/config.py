@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from som_robot.algos import ALGOS
-from som_robot.config import ConfigError, apply_overrides, check, from_dict, load_yaml, to_dict
+from som_robot.config import ConfigError, apply_overrides, check, from_dict, load_yaml, merge, to_dict
 from som_robot.envs.registry import ROBOT_TASKS
 
 __all__ = ["RunnerConfig", "ExperimentConfig", "load_experiment", "experiment_from_dict", "CONFIG_DIR"]
@@ -70,23 +70,16 @@ class ExperimentConfig:
         return out
 
 
-def _read_with_base(path: Path) -> dict[str, Any]:
-    """YAML with an optional `base:` (one file, relative path) whose values it overrides."""
+def _read_with_base(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """YAML with an optional `base:` (a relative path, itself possibly with a base) whose values it overrides."""
+    path = path.resolve()
+    if path in _chain:
+        raise ConfigError(f"{path}: circular base chain {' -> '.join(p.name for p in (*_chain, path))}")
     data = load_yaml(path)
     base = data.pop("base", None)
     if base is None:
         return data
-    merged = load_yaml((path.parent / base).resolve())
-    if "base" in merged:
-        raise ConfigError(f"{path}: base file {base} may not itself have a base (one level only)")
-    return _merge(merged, data)
-
-
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+    return merge(_read_with_base(path.parent / base, (*_chain, path)), data)
 
 
 def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
