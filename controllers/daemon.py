@@ -59,13 +59,8 @@ TAG = "[controllers.daemon]"
 
 
 def input_bounds(cfg: RobotConfig) -> Bounds:
-    """The input gate's physical bounds from the robot config (joint limits + margin, sensor full scales)."""
-    p, lim, c = cfg.plausibility, cfg.joint_limits, cfg.contract
-    return Bounds(q_low=tuple(x - p.joint_pos_margin for x in lim.lower),
-                  q_high=tuple(x + p.joint_pos_margin for x in lim.upper), qd_max=p.joint_vel,
-                  tau_max=tuple(p.torque_factor * t for t in c.torque_limits), gyro_max=p.gyro, accel_max=p.accel,
-                  quat_norm_tol=p.quat_norm_tol, lin_vel_max=p.lin_vel, ang_vel_max=p.ang_vel,
-                  position_max=p.position)
+    """The input gate's physical bounds (see `RobotConfig.input_bounds`)."""
+    return cfg.input_bounds()
 
 
 def _log(text: str) -> None:

@@ -39,6 +39,7 @@ from controllers.estimator import (
     KalmanEstimator,
     load_estimator_config,
 )
+from controllers.inputs import Bounds, validate_imu, validate_joint_state
 from hardware import channels as ch
 from hardware.msgs import foot_contact_t, imu_t, joint_state_t, state_estimate_t
 
@@ -115,8 +116,10 @@ class EstimatorNode:
     """
 
     def __init__(self, cfg: EstimatorConfig, publish: Callable[[str, bytes], None],
-                 clock: Callable[[], float] = time.time, imu_max_age_us: int = IMU_MAX_AGE_US) -> None:
+                 clock: Callable[[], float] = time.time, imu_max_age_us: int = IMU_MAX_AGE_US,
+                 bounds: Bounds | None = None) -> None:
         self.filter = KalmanEstimator(cfg)
+        self.bounds = bounds  # physical input bounds (the daemon's, from the robot config); None: finiteness only
         self.publish, self.clock, self.imu_max_age_us = publish, clock, imu_max_age_us
         self.orders = {name: _StreamOrder() for name in (ch.JOINT_STATE, ch.IMU, ch.FOOT_CONTACT)}
         self.imu: _Imu | None = None
@@ -164,6 +167,9 @@ class EstimatorNode:
         if abs(norm - 1.0) > QUAT_NORM_TOL:
             self._reject(ch.IMU, "bad quaternion", f"norm {norm:.3g}")
             return
+        if self.bounds is not None and (why := validate_imu(msg, self.bounds)) is not None:
+            self._reject(ch.IMU, "implausible", why)
+            return
         if self._in_order(ch.IMU, msg):
             self.imu = _Imu(int(msg.utime), np.array(msg.quat, dtype=float), np.array(msg.gyro, dtype=float),
                             np.array(msg.accel, dtype=float))
@@ -191,6 +197,9 @@ class EstimatorNode:
             return None
         if not _finite(msg.q, msg.qd, msg.tau_est):
             self._reject(ch.JOINT_STATE, "non-finite", "q/qd/tau_est")
+            return None
+        if self.bounds is not None and (why := validate_joint_state(NUM_JOINTS, self.bounds)(msg)) is not None:
+            self._reject(ch.JOINT_STATE, "implausible", why)
             return None
         if not self._in_order(ch.JOINT_STATE, msg):
             return None
@@ -262,7 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         for line in apply_realtime(args.rt_priority, ()):
             log.info("rt: %s", line)
-    node = EstimatorNode(cfg, lc.publish, imu_max_age_us=int(args.imu_max_age_ms * 1e3))
+    from controllers.robot_config import load_robot_config
+
+    node = EstimatorNode(cfg, lc.publish, imu_max_age_us=int(args.imu_max_age_ms * 1e3),
+                         bounds=load_robot_config().input_bounds())
     lc.subscribe(ch.JOINT_STATE, lambda _c, data: node.on_joint_state(data))
     lc.subscribe(ch.IMU, lambda _c, data: node.on_imu(data))
     lc.subscribe(ch.FOOT_CONTACT, lambda _c, data: node.on_foot_contact(data))

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from controllers.inputs import Bounds
 from som_robot.config import ConfigError, apply_overrides, check, from_dict, load_yaml
 from som_robot.contract import PolicyContract
 
@@ -145,6 +146,16 @@ class RobotConfig:
         inside = all(lo <= q <= hi for lo, q, hi in
                      zip(self.joint_limits.lower, self.contract.default_pose, self.joint_limits.upper, strict=True))
         check(inside, "joint_limits", "contract.default_pose must lie inside the joint limits")
+
+    def input_bounds(self) -> Bounds:
+        """Physical bounds for the input gates of the daemon and the estimator (joint limits + margin, sensor
+        full scales, estimate ranges), from `plausibility` and the contract's torque limits."""
+        p, lim, c = self.plausibility, self.joint_limits, self.contract
+        return Bounds(q_low=tuple(x - p.joint_pos_margin for x in lim.lower),
+                      q_high=tuple(x + p.joint_pos_margin for x in lim.upper), qd_max=p.joint_vel,
+                      tau_max=tuple(p.torque_factor * t for t in c.torque_limits), gyro_max=p.gyro,
+                      accel_max=p.accel, quat_norm_tol=p.quat_norm_tol, lin_vel_max=p.lin_vel,
+                      ang_vel_max=p.ang_vel, position_max=p.position)
 
     def for_sim_hardware(self) -> RobotConfig:
         """This config with the simulated-robot watchdog limits in place of the physical ones."""

@@ -71,8 +71,9 @@ def walk_test(policy_path: Path, env_cfg: Any, cmd: Sequence[float] = (0.5, 0.0,
         obs = res.obs.numpy()
     env.close()
     minutes = num_envs * seconds / 60.0
-    return {"command": [float(c) for c in cmd], "pushes": pushes, "mean_vx": vel_sum[0] / steps,
-            "mean_vy": vel_sum[1] / steps, "mean_yaw_rate": vel_sum[2] / steps, "mean_speed_xy": speed_sum / steps,
+    return {"command": [float(c) for c in cmd], "pushes": pushes, "mean_vx": float(vel_sum[0] / steps),
+            "mean_vy": float(vel_sum[1] / steps), "mean_yaw_rate": float(vel_sum[2] / steps),
+            "mean_speed_xy": speed_sum / steps,
             "lin_vel_error": lin_err / steps, "ang_vel_error": ang_err / steps, "falls_per_minute": falls / minutes,
             "falls": falls, "env_minutes": minutes}
 

@@ -426,3 +426,24 @@ def test_node_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     bad.write_text("estimator:\n  contact_on: 3\n")
     assert main(["--config", str(bad), "--duration", "0"]) == 2
     assert "unknown config key 'contact_on'" in capsys.readouterr().err
+
+
+def test_node_rejects_physically_implausible_inputs_with_the_robot_bounds() -> None:
+    """The estimator's input gate uses the daemon's bounds: a finite encoder or gyro reading far outside what
+    the robot can produce is dropped (and counted), so no estimate is built on it."""
+    from controllers.robot_config import load_robot_config
+
+    sent: list[tuple[str, bytes]] = []
+    node = EstimatorNode(EstimatorConfig(), lambda c, b: sent.append((c, b)), clock=lambda: 1.0,
+                         bounds=load_robot_config().input_bounds())
+    t0 = 1_700_000_000_000_000
+    node.on_imu(imu_msg(0, t0))
+    assert node.on_joint_state(js_msg(0, t0 + 500)) is not None
+    far = C.DEFAULT_JOINT_POS.copy()
+    far[5] = 4.0  # FR calf: range [-2.72, -0.84] rad
+    assert node.on_joint_state(js_msg(1, t0 + 2500, q=far)) is None
+    m = imu_t()
+    m.utime, m.seq, m.quat, m.gyro, m.accel = t0 + 3000, 1, [1.0, 0, 0, 0], [0.0, 0.0, 90.0], [0.0, 0.0, G]
+    node.on_imu(m.encode())
+    assert node.rejected[f"{ch.JOINT_STATE} implausible"] == 1 and node.rejected[f"{ch.IMU} implausible"] == 1
+    assert len(sent) == 1
