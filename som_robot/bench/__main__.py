@@ -6,6 +6,7 @@
     python -m som_robot.bench quadruped --minutes 60 --out bench_out/quadruped
     python -m som_robot.bench onnx --policy runs/.../policy.onnx
     python -m som_robot.bench update                       # SOM vs SAC ms per update, one process
+    python -m som_robot.bench gpu --out $OUT                # the CUDA device check (scripts/device_check.sh)
     python -m som_robot.bench walk --policy policies/go2_som.onnx --vx 0.5 [--pushes] [env.terrain=rough]
     python -m som_robot.bench walk --policy policies/go2_som.onnx --table   # the whole walk bar
 
@@ -65,7 +66,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     w.add_argument("--table", action="store_true", help="run the whole walk bar (every command, +pushes)")
     w.add_argument("--seed", type=int, default=123)
     w.add_argument("overrides", nargs="*", help="key=value overrides of the env config, e.g. env.terrain=rough")
+    gp = sub.add_parser("gpu", help="the CUDA device check (resumable JSON; --device cpu rehearses it)")
+    gp.add_argument("--out", type=Path, default=Path("bench_out/gpu"))
+    gp.add_argument("--device", default="cuda")
+    gp.add_argument("--worlds", default="1024,4096,8192")
+    gp.add_argument("--train-minutes", type=float, default=3.0)
+    gp.add_argument("--update-seconds", type=float, default=20.0)
+    gp.add_argument("--config", default="quadruped/som_gpu.yaml")
+    gp.add_argument("overrides", nargs="*", help="key=value overrides of the training config")
     args = p.parse_args(argv)
+    if args.suite == "gpu":
+        from som_robot.bench.gpu import run_gpu_check
+
+        res = run_gpu_check(args.out, args.device, [int(w) for w in args.worlds.split(",")], args.train_minutes,
+                            args.config, args.overrides, args.update_seconds)
+        print(json.dumps({k: v for k, v in res.items() if k != "short_training"}, indent=2, default=str))
+        return
     if args.suite == "update":
         from som_robot.bench.update import update_costs
 
