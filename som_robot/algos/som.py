@@ -67,6 +67,7 @@ class SOMConfig:
     eval_candidates: int = 10  # N for best-of-N at evaluation (1 = plain one-step sample)
     target_candidates: int = 1  # best-of-N next action in the TD target under the target critics (1 = one sample)
     explore_noise: float = 0.0  # extra Gaussian action noise while collecting
+    collect_z_scale: float = 1.0  # collect with z ~ N(0, s²I): s < 1 narrows the one-step samples towards the mode
     grad_clip: float = 0.0  # 0 = off
     obs_norm: bool = False  # empirical observation normalisation (exported inside the ONNX graph)
 
@@ -85,6 +86,7 @@ class SOMConfig:
               "score_scale must be > 0; explore_noise and grad_clip >= 0")
         check(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), "hidden", "needs positive widths")
         check(self.actor_every >= 1, "actor_every", "must be >= 1")
+        check(self.collect_z_scale > 0, "collect_z_scale", "must be > 0")
 
 
 def vp_schedule(t: torch.Tensor, beta_min: float, beta_max: float) -> tuple[torch.Tensor, ...]:
@@ -247,10 +249,10 @@ class SOM:
 
     # ----- acting -------------------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
-        """One-step policy sample in [-1, 1]."""
+    def sample(self, obs: torch.Tensor, z_scale: float = 1.0) -> torch.Tensor:
+        """One-step policy sample in [-1, 1] from z ~ N(0, z_scale²I)."""
         z = torch.randn(obs.shape[0], self.act_dim, device=obs.device)
-        return clip_action(self.actor.sample(obs, z))
+        return clip_action(self.actor.sample(obs, z * z_scale if z_scale != 1.0 else z))
 
     @torch.no_grad()
     def best_sample(self, obs: torch.Tensor, n: int, critic: torch.nn.Module) -> torch.Tensor:
@@ -262,7 +264,7 @@ class SOM:
         """Collect with one sample (+ optional noise); evaluate with best-of-N under min(Q1, Q2)."""
         obs = self.normalize(obs)
         if not deterministic:
-            a = self.sample(obs)
+            a = self.sample(obs, self.cfg.collect_z_scale)
             if self.cfg.explore_noise > 0:
                 a = clip_action(a + self.cfg.explore_noise * torch.randn_like(a))
             return a
