@@ -79,8 +79,8 @@ class CommandConfig:
     stand_prob: float = 0.1  # fraction of commands that are exactly (0, 0, 0)
     curriculum: bool = True
     initial_lin_vel_x: Range = (0.3, 0.8)
-    curriculum_threshold: float = 0.55  # running mean of the `tracking` kernel (1 = perfect)
-    curriculum_step: float = 0.2
+    curriculum_threshold: float = 0.3  # mean of the `tracking` kernel over an interval (1 = perfect)
+    curriculum_step: float = 0.25
     curriculum_interval_s: float = 5.0  # how often the level is checked
 
     def __post_init__(self) -> None:
