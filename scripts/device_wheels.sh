@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepare (here, with registry access) the wheels the lent GPU machine lacks, split into pieces that fit the
+# Prepare (here, with registry access) the wheels the lent GPU machine lacks, split into 56 MiB pieces that fit (with the tree) the
 # device tool's 64 MiB per call. Output: .device/parts/part_XX (git-ignored), one piece per device call.
 #   bash scripts/device_wheels.sh [python-version (default 3.12, the GPU image's)]
 set -euo pipefail
@@ -16,7 +16,7 @@ rm -rf .device/wheels .device/parts && mkdir -p .device/wheels .device/parts
     absl-py etils fsspec importlib_resources zipp typing_extensions glfw pyopengl \
     tqdm tensorboard tensorboard-data-server markdown werkzeug grpcio protobuf lcm
 tar -C .device/wheels -cf .device/wheels.tar .
-split -b 60M -d .device/wheels.tar .device/parts/part_
+split -b 56M -d .device/wheels.tar .device/parts/part_
 rm .device/wheels.tar
 ls -l .device/parts
 echo "device calls: one per piece, each with carry=[\".device/parts/part_NN\"] and the command"
