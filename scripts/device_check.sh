@@ -17,6 +17,23 @@ case "${1:-}" in
       cat .device/stage/part_* > /tmp/wheels.tar
       mkdir -p /tmp/wheels && tar -C /tmp/wheels -xf /tmp/wheels.tar
       "$PY" -m pip install -q --no-index --no-deps --target .device/site /tmp/wheels/*.whl
+      # keep the image's own copies of anything it already has (protobuf for onnx, ...): drop ours
+      "$PY" - <<'PY'
+import importlib.metadata as md, pathlib, shutil
+site = pathlib.Path(".device/site")
+for info in site.glob("*.dist-info"):
+    name = info.name.split("-")[0]
+    try:
+        md.distribution(name)  # resolved without .device/site on the path: the image has it
+    except md.PackageNotFoundError:
+        continue
+    for line in (info / "RECORD").read_text().splitlines():
+        f = site / line.split(",")[0]
+        if f.is_file():
+            f.unlink()
+    shutil.rmtree(info, ignore_errors=True)
+    print(f"using the image's {name}")
+PY
     fi
     export PYTHONPATH="$PWD/.device/site:$PWD" PYTHONUNBUFFERED=1 MUJOCO_GL=egl
     OUTDIR="${OUT:-bench_out/gpu}"

@@ -73,13 +73,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     gp.add_argument("--train-minutes", type=float, default=3.0)
     gp.add_argument("--update-seconds", type=float, default=20.0)
     gp.add_argument("--config", default="quadruped/som_gpu.yaml")
+    gp.add_argument("--stages", default="", help="comma-separated subset: trajectory_match, env_throughput, "
+                    "som_update_rate, short_training (default: all)")
     gp.add_argument("overrides", nargs="*", help="key=value overrides of the training config")
     args = p.parse_args(argv)
     if args.suite == "gpu":
         from som_robot.bench.gpu import run_gpu_check
 
         res = run_gpu_check(args.out, args.device, [int(w) for w in args.worlds.split(",")], args.train_minutes,
-                            args.config, args.overrides, args.update_seconds)
+                            args.config, args.overrides, args.update_seconds,
+                            [x for x in args.stages.split(",") if x])
         print(json.dumps({k: v for k, v in res.items() if k != "short_training"}, indent=2, default=str))
         return
     if args.suite == "update":

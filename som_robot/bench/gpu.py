@@ -143,13 +143,19 @@ def _plot_curve(scalars: dict[str, list[tuple[int, float]]], path: Path) -> None
 
 def run_gpu_check(out: Path, device: str = "cuda", worlds: Sequence[int] = (1024, 4096, 8192),
                   train_minutes: float = 3.0, config: str = "quadruped/som_gpu.yaml",
-                  train_overrides: Sequence[str] = (), update_seconds: float = 20.0) -> dict[str, Any]:
-    """Every stage not yet in `out/gpu_check.json`, in order, saving after each."""
+                  train_overrides: Sequence[str] = (), update_seconds: float = 20.0,
+                  only: Sequence[str] = ()) -> dict[str, Any]:
+    """Every stage (or those in `only`) not yet in `out/gpu_check.json`, in order, saving after each."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "gpu_check.json"
     res: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     dev = torch.device(device)
+    import mujoco
+    import warp
+
     res.setdefault("machine", {"torch": torch.__version__, "cuda": torch.cuda.is_available(),
+                               "mujoco": mujoco.__version__, "warp": warp.__version__,
+                               "mujoco_from": str(Path(mujoco.__file__).parent),
                                "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                                "device": device})
     stages: dict[str, Callable[[], Any]] = {
@@ -159,6 +165,8 @@ def run_gpu_check(out: Path, device: str = "cuda", worlds: Sequence[int] = (1024
         "short_training": lambda: short_training(dev, config, train_minutes, out, train_overrides),
     }
     for name, fn in stages.items():
+        if only and name not in only:
+            continue
         if name in res:
             print(f"[gpu check] {name}: done earlier, skipped", flush=True)
             continue
