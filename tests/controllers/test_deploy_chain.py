@@ -9,6 +9,7 @@ state, garbage on every channel. Each fault must put the daemon's command stream
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -69,8 +70,10 @@ class WalkingChain:
 
     def __init__(self, policy: Path, out: Path) -> None:
         self.url = lcm_url()
-        # the physical robot's watchdog limits: these tests time the safety path itself
+        # the physical robot's watchdog limits: these tests time the safety path itself, so the chain runs
+        # as it would on the robot, with real-time priority where permitted (as deploy --sim does as root)
         spec = ChainSpec(policy=policy, out=out, url=self.url, cmd=(0.3, 0.0, 0.0), sim_watchdog=False,
+                         rt=os.geteuid() == 0,
                          extra_args={"daemon": ("--set", "deploy.stand_up_s=0.5")})
         self.monitor = ChainMonitor(self.url).start()
         self.chain = DeployChain(spec)
