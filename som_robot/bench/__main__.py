@@ -76,7 +76,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     gp.add_argument("--stages", default="", help="comma-separated subset: trajectory_match, env_throughput, "
                     "som_update_rate, short_training (default: all)")
     gp.add_argument("overrides", nargs="*", help="key=value overrides of the training config")
+    c = sub.add_parser("curves", help="learning curves of finished runs against wall-clock time (PNG + JSON)")
+    c.add_argument("--runs", required=True, help="comma-separated run folders")
+    c.add_argument("--out", type=Path, default=Path("bench_out/curves.png"))
     args = p.parse_args(argv)
+    if args.suite == "curves":
+        from som_robot.bench.curves import compare_runs
+
+        print(json.dumps(compare_runs([Path(r) for r in args.runs.split(",")], args.out), indent=2))
+        return
     if args.suite == "gpu":
         from som_robot.bench.gpu import run_gpu_check
 

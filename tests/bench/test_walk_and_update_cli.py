@@ -44,3 +44,21 @@ def test_update_cli_prints_som_and_sac_costs_side_by_side() -> None:
     res = _json_tail(proc.stdout)
     assert res["som_ms"] > 0 and res["sac_ms"] > 0 and res["ratio"] == res["som_ms"] / res["sac_ms"]
     assert res["hidden"] == [256, 256] and res["num_proposals"] == 16 and res["batch_size"] == 256
+
+
+def test_curves_cli_plots_runs_against_wall_time(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    for name, err in (("a", 0.5), ("b", 0.1)):
+        w = SummaryWriter(str(tmp_path / name / "tb"))
+        for i in range(50):
+            w.add_scalar("tracking/lin_vel_error", err + 0.001 * i, i * 1000)
+        w.close()
+    out = tmp_path / "curves.png"
+    proc = subprocess.run([sys.executable, "-m", "som_robot.bench", "curves", "--runs",
+                           f"{tmp_path / 'a'},{tmp_path / 'b'}", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = _json_tail(proc.stdout)
+    assert res["a"]["env_steps"] == 49_000 and abs(res["b"]["final_tracking/lin_vel_error"] - 0.148) < 0.01
+    assert out.stat().st_size > 10_000
