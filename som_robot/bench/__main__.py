@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     u.add_argument("--per-round", type=int, default=20)
     u.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     w = sub.add_parser("walk", help="drive DR'd Go2s with an exported policy through ONNX Runtime (JSON)")
-    w.add_argument("--policy", type=Path, required=True)
+    w.add_argument("--policy", type=Path, required=True,
+                   help="exported .onnx (ONNX Runtime, contract-checked) or a training checkpoint .pt (any algo)")
     w.add_argument("--vx", type=float, default=0.5)
     w.add_argument("--vy", type=float, default=0.0)
     w.add_argument("--yaw", type=float, default=0.0)
