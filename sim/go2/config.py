@@ -114,6 +114,9 @@ class RewardConfig:
     air_time_target: float = 0.25  # s; feet_air_time pays min(air time, target) at each touchdown
     swing_height: float = 0.08  # m; swing_height pays clip(foot height / this, 0, 1) for feet in swing
     moving_threshold: float = 0.1  # |cmd| (xy norm or |yaw|) above which the gait terms follow the clock
+    # "tracking": the gait terms (feet_air_time, gait_contact, swing_height) are multiplied by the tracking
+    # kernel, so trotting in place under a moving command earns nothing either (SOM's run found that optimum)
+    gait_gate: Literal["none", "tracking"] = "none"
     soft_dof_pos_limit: float = 0.9  # fraction of the joint range before dof_pos_limits bites
     only_positive: bool = False  # sum: clip the total at 0 (legged_gym's only_positive_rewards)
 

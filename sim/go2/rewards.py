@@ -143,6 +143,9 @@ REWARD_TERMS: dict[str, Term] = {
 assert set(REWARD_TERMS) == set(DEFAULT_REWARD_SCALES), "config.DEFAULT_REWARD_SCALES and REWARD_TERMS disagree"
 
 
+GAIT_TERMS = ("feet_air_time", "gait_contact", "swing_height")  # what RewardConfig.gait_gate scales
+
+
 def check_reward_keys(cfg: RewardConfig) -> None:
     """Fail at startup when the config's scale keys and the computed terms differ."""
     if set(cfg.scales) != set(REWARD_TERMS):
@@ -152,6 +155,10 @@ def check_reward_keys(cfg: RewardConfig) -> None:
 def compute_rewards(s: RewardState, cfg: RewardConfig, dt: float) -> tuple[Array, dict[str, Array]]:
     """Total (N,) and each weighted term scale·term·dt (N,), keyed like cfg.scales (see RewardConfig)."""
     weighted = {k: cfg.scales[k] * fn(s, cfg) for k, fn in REWARD_TERMS.items()}
+    if cfg.gait_gate == "tracking":
+        gate = tracking(s, cfg)
+        for k in GAIT_TERMS:
+            weighted[k] = weighted[k] * gate
     terms = {k: v * dt for k, v in weighted.items()}
     if cfg.composition == "product":
         pos = sum(v for k, v in weighted.items() if cfg.scales[k] > 0)

@@ -85,3 +85,25 @@ def test_command_curriculum_starts_forward_and_widens_only_with_tracking() -> No
             env._curriculum(np.ones(2))
     assert env.cmd_level == pytest.approx(3 * c.curriculum_step)
     env.close()
+
+
+def test_gait_gate_takes_the_pay_away_from_trotting_in_place() -> None:
+    """A robot that trots on the clock without moving, under a forward command: the ungated gait terms pay
+    it (the local optimum SOM's run settled in), the tracking-gated ones do not; tracking still pays."""
+    from sim.go2.config import RewardConfig
+    from sim.go2.rewards import RewardState, compute_rewards
+
+    n, phase = 64, np.linspace(0, 1, 64, endpoint=False)
+    stance = ((phase[:, None] + C.GAIT_OFFSETS) % 1.0) < C.GAIT_DUTY
+    z = np.zeros((n, 3))
+    in_place = RewardState(command=np.tile([0.5, 0.0, 0.0], (n, 1)), lin_vel=z, ang_vel=z, gravity=z + [0, 0, -1],
+                           torque_sq=np.zeros(n), action=np.zeros((n, 12)), last_action=np.zeros((n, 12)),
+                           air_time=np.full((n, 4), 0.25), first_contact=stance, collisions=np.zeros(n),
+                           joint_pos=np.tile(C.DEFAULT_JOINT_POS, (n, 1)), soft_lower=np.full(12, -9.0),
+                           soft_upper=np.full(12, 9.0), default_pos=C.DEFAULT_JOINT_POS, contact=stance,
+                           stance=stance, foot_height=0.08 * ~stance)
+    ungated, _ = compute_rewards(in_place, RewardConfig(), C.CTRL_DT)
+    gated, _ = compute_rewards(in_place, RewardConfig(gait_gate="tracking"), C.CTRL_DT)
+    assert ungated.mean() > 0.01 and np.allclose(gated, 0.0)
+    walking = replace(in_place, lin_vel=np.tile([0.5, 0.0, 0.0], (n, 1)))
+    assert compute_rewards(walking, RewardConfig(gait_gate="tracking"), C.CTRL_DT)[0].mean() > ungated.mean()
