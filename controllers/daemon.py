@@ -30,7 +30,6 @@ import numpy as np
 
 from controllers.command import CommandShaper, JointTarget, PolicyTargets
 from controllers.inputs import (
-    Bounds,
     ChannelMonitor,
     Verdict,
     roll_pitch_from_quat,
@@ -56,11 +55,6 @@ __all__ = ["ControllerDaemon", "main", "READY_LINE"]
 
 READY_LINE = "READY controllers.daemon"
 TAG = "[controllers.daemon]"
-
-
-def input_bounds(cfg: RobotConfig) -> Bounds:
-    """The input gate's physical bounds (see `RobotConfig.input_bounds`)."""
-    return cfg.input_bounds()
 
 
 def _log(text: str) -> None:
@@ -100,7 +94,7 @@ class ControllerDaemon:
         self.cmd_lo = np.array([d.command_vx[0], d.command_vy[0], d.command_yaw_rate[0]])
         self.cmd_hi = np.array([d.command_vx[1], d.command_vy[1], d.command_yaw_rate[1]])
         self.default_cmd = np.clip(np.asarray(cmd, np.float64), self.cmd_lo, self.cmd_hi)
-        b = input_bounds(cfg)
+        b = cfg.input_bounds()
         self.monitors = {
             ch.JOINT_STATE: ChannelMonitor(ch.JOINT_STATE, joint_state_t.decode, validate_joint_state(self.n, b),
                                            w.joint_state),

@@ -120,6 +120,7 @@ class EstimatorNode:
                  bounds: Bounds | None = None) -> None:
         self.filter = KalmanEstimator(cfg)
         self.bounds = bounds  # physical input bounds (the daemon's, from the robot config); None: finiteness only
+        self._joint_state_bounds = validate_joint_state(NUM_JOINTS, bounds) if bounds is not None else None
         self.publish, self.clock, self.imu_max_age_us = publish, clock, imu_max_age_us
         self.orders = {name: _StreamOrder() for name in (ch.JOINT_STATE, ch.IMU, ch.FOOT_CONTACT)}
         self.imu: _Imu | None = None
@@ -198,7 +199,7 @@ class EstimatorNode:
         if not _finite(msg.q, msg.qd, msg.tau_est):
             self._reject(ch.JOINT_STATE, "non-finite", "q/qd/tau_est")
             return None
-        if self.bounds is not None and (why := validate_joint_state(NUM_JOINTS, self.bounds)(msg)) is not None:
+        if self._joint_state_bounds is not None and (why := self._joint_state_bounds(msg)) is not None:
             self._reject(ch.JOINT_STATE, "implausible", why)
             return None
         if not self._in_order(ch.JOINT_STATE, msg):

@@ -3,7 +3,7 @@
 Everything that can be wrong without a robot in the room is a pure function here and unit-tested: the
 motor order (SDK: FR, FL, RR, RL; policy: FL, FR, RL, RR), the LowCmd/LowState translation and the foot
 force calibration. The SDK itself is imported only in `start()`. Onboard code: numpy only; the joint names
-and torque limits come from `sim.go2.constants`/`contract`, which import neither torch nor mujoco.
+come from `sim.go2.constants` (no torch, no mujoco), the torque and joint limits from `hardware.interface`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from hardware.interface import DAMPING_KD, CommandLimits, MotorCommand, RobotInterface, RobotState, validate_command
+from hardware.interface import GO2_TORQUE_LIMITS as _TAU_MAX
 from sim.go2.constants import JOINT_NAMES, LEGS
-from sim.go2.contract import TORQUE_LIMITS
 
 __all__ = [
     "POLICY_LEGS",
@@ -42,7 +42,7 @@ SDK_LEGS = ("FR", "FL", "RR", "RL")  # unitree_go LowCmd/LowState motor and foot
 _PARTS = ("hip", "thigh", "calf")
 POLICY_JOINT_NAMES = JOINT_NAMES
 SDK_JOINT_NAMES = tuple(f"{leg}_{p}_joint" for leg in SDK_LEGS for p in _PARTS)
-GO2_TORQUE_LIMITS = np.asarray(TORQUE_LIMITS)  # N·m per joint in policy order
+GO2_TORQUE_LIMITS = np.asarray(_TAU_MAX)  # N·m per joint in policy order
 _LIMITS = CommandLimits.go2()  # q_des within the joint ranges (+ margin), |tau_ff| within the motor limits
 
 # _POLICY_OF_SDK[j]: policy index of SDK motor j. A leg swap, hence its own inverse, but both are kept

@@ -38,13 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _wants_cuda(device: str | None) -> bool:
     """--device cuda[:N], or auto/unset with a CUDA device present: the GPU-sized robot config."""
-    if device is not None and device.startswith("cuda"):
-        return True
-    if device in (None, "auto"):
-        import torch
+    from som_robot.runners.off_policy import resolve_device
 
-        return torch.cuda.is_available()
-    return False
+    return resolve_device(device or "auto").type == "cuda"
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hardware.interface import GO2_TORQUE_LIMITS
 from sim.go2.constants import (
     ACTION_SCALE,
     CTRL_DT,
@@ -18,8 +19,8 @@ from som_robot.contract import PolicyContract
 
 __all__ = ["go2_contract", "TORQUE_LIMITS"]
 
-# Motor limits of the MJCF actuators (N·m): hip, thigh, calf per leg.
-TORQUE_LIMITS: tuple[float, ...] = (23.7, 23.7, 45.43) * 4
+# Motor limits of the MJCF actuators (N·m): hip, thigh, calf per leg (one copy, beside the command limits).
+TORQUE_LIMITS: tuple[float, ...] = GO2_TORQUE_LIMITS
 
 
 def go2_contract() -> PolicyContract:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from sim.go2.config import DEFAULT_REWARD_SCALES, RewardConfig
 from sim.go2.obs import Array, array_namespace, row_norm
 
-__all__ = ["RewardState", "REWARD_TERMS", "check_reward_keys", "compute_rewards", "moving", "tracking"]
+__all__ = ["RewardState", "REWARD_TERMS", "check_reward_keys", "reward_terms", "compute_rewards", "compose_rewards",
+           "moving", "tracking"]
 
 
 @dataclass
@@ -152,13 +153,22 @@ def check_reward_keys(cfg: RewardConfig) -> None:
         raise ValueError(f"reward.scales keys {sorted(cfg.scales)} != reward terms {sorted(REWARD_TERMS)}")
 
 
+def reward_terms(s: RewardState, cfg: RewardConfig) -> dict[str, Array]:
+    """Every term's unweighted value (N,), computed once (the env also reads `tracking` for its curriculum)."""
+    return {k: fn(s, cfg) for k, fn in REWARD_TERMS.items()}
+
+
 def compute_rewards(s: RewardState, cfg: RewardConfig, dt: float) -> tuple[Array, dict[str, Array]]:
     """Total (N,) and each weighted term scale·term·dt (N,), keyed like cfg.scales (see RewardConfig)."""
-    weighted = {k: cfg.scales[k] * fn(s, cfg) for k, fn in REWARD_TERMS.items()}
+    return compose_rewards(reward_terms(s, cfg), cfg, dt)
+
+
+def compose_rewards(raw: dict[str, Array], cfg: RewardConfig, dt: float) -> tuple[Array, dict[str, Array]]:
+    """`compute_rewards` from already computed `reward_terms`."""
+    weighted = {k: cfg.scales[k] * v for k, v in raw.items()}
     if cfg.gait_gate == "tracking":
-        gate = tracking(s, cfg)
         for k in GAIT_TERMS:
-            weighted[k] = weighted[k] * gate
+            weighted[k] = weighted[k] * raw["tracking"]
     terms = {k: v * dt for k, v in weighted.items()}
     if cfg.composition == "product":
         pos = sum(v for k, v in weighted.items() if cfg.scales[k] > 0)

@@ -14,7 +14,7 @@ import numpy as np
 from sim.go2 import constants as C
 from sim.go2.config import CommandConfig
 from sim.go2.obs import Array, array_namespace, phase_features, roll_pitch, row_norm
-from sim.go2.rewards import RewardState, compute_rewards, tracking
+from sim.go2.rewards import RewardState, compose_rewards, reward_terms
 
 __all__ = ["JoystickTaskStep", "sample_commands", "command_ranges"]
 
@@ -70,7 +70,7 @@ class JoystickTaskStep:
         return (self.ep_len[ids] * (C.CTRL_DT * C.GAIT_FREQ)) % 1.0
 
     def _phase_obs(self, ids: Any = slice(None)) -> Array:
-        return phase_features(self._phase(ids) * 1.0)
+        return phase_features(self._phase(ids))
 
     def _stance(self, phase: Array) -> Array:
         """(N, 4) bool: legs the clock has in stance (diagonal pairs share a phase)."""
@@ -121,8 +121,9 @@ class JoystickTaskStep:
                          contact=contact_filt, stance=self._stance(self._phase()),
                          foot_height=foot_z - foot_z.min(axis=1, keepdims=True) if isinstance(foot_z, np.ndarray)
                          else foot_z - foot_z.min(dim=1, keepdim=True).values)
-        reward, terms = compute_rewards(rs, self.cfg.reward, self.dt)
-        self._curriculum(tracking(rs, self.cfg.reward))
+        raw = reward_terms(rs, self.cfg.reward)
+        reward, terms = compose_rewards(raw, self.cfg.reward, self.dt)
+        self._curriculum(raw["tracking"])
         self.air_time[contact_filt] = 0.0
 
         tc = self.cfg.termination

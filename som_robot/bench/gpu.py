@@ -109,7 +109,7 @@ def update_rate(device: torch.device, config: str, seconds: float = 20.0) -> dic
 def short_training(device: torch.device, config: str, minutes: float, out: Path,
                    overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Train SOM for `minutes` on `device`, export, and walk-test the policy at 0.5 m/s (MuJoCo C, ONNX)."""
-    from som_robot.bench.quadruped import read_scalars
+    from som_robot.bench.curves import compare_runs
     from som_robot.bench.walk import walk_test
     from som_robot.runners import load_experiment, run_experiment
 
@@ -117,28 +117,9 @@ def short_training(device: torch.device, config: str, minutes: float, out: Path,
           "runner.run_name=gpu_train", "runner.progress=false", *overrides]
     exp = load_experiment(config, ov)
     summary = run_experiment(exp)
-    scalars = read_scalars(out / "gpu_train" / "tb", ["tracking/lin_vel_error", "charts/sps"])
-    _plot_curve(scalars, out / "gpu_learning_curve.png")
+    curves = compare_runs([out / "gpu_train"], out / "gpu_learning_curve.png")["gpu_train"]
     walk = walk_test(Path(summary["policy"]), exp.env, (0.5, 0.0, 0.0), num_envs=8, seconds=10.0)
-    return {"summary": summary, "walk_vx_0.5": walk,
-            "tracking_lin_vel_error": scalars.get("tracking/lin_vel_error", [])[-20:]}
-
-
-def _plot_curve(scalars: dict[str, list[tuple[int, float]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if "tracking/lin_vel_error" in scalars:
-        s, v = zip(*scalars["tracking/lin_vel_error"], strict=True)
-        ax.plot(s, v)
-    ax.set(title="GPU run: xy tracking error (m/s)", xlabel="env steps")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return {"summary": summary, "walk_vx_0.5": walk, "curves": curves}
 
 
 def run_gpu_check(out: Path, device: str = "cuda", worlds: Sequence[int] = (1024, 4096, 8192),

@@ -243,12 +243,11 @@ def test_an_exception_in_a_tick_damps_and_is_recorded(tmp_path_factory: pytest.T
 
 
 def test_plausibility_bounds_name_the_field_and_fall_angles_match_training() -> None:
-    from controllers.daemon import input_bounds
     from controllers.inputs import roll_pitch_from_quat, validate_imu
     from hardware.msgs import imu_t
     from sim.go2.obs import quat_to_rotmat, roll_pitch
 
-    b = input_bounds(CFG)
+    b = CFG.input_bounds()
     check = validate_joint_state(12, b)
     msg = joint_state_t()
     msg.n, msg.q, msg.qd, msg.tau_est = 12, list(CFG.default_pose), [0.0] * 12, [0.0] * 12
