@@ -12,7 +12,7 @@ motion (elliptic cones, impratio 100), so compare numbers from the same call onl
 
     python -m sim.go2.bench --backend warp --device cuda --num-envs 4096
 
-times the MuJoCo Warp env (`Go2WarpEnv`) instead: env steps/s after the same warm-up, with the
+times the same env on MuJoCo Warp instead: env steps/s after the same warm-up, with the
 device synchronised around the timed loop (on a CPU-only machine it runs on Warp's CPU device,
 which is far slower than MuJoCo C; the figure that matters is the CUDA one).
 """
@@ -36,7 +36,7 @@ __all__ = ["measure_throughput", "measure_warp_throughput"]
 def measure_throughput(num_envs: int = 64, steps: int = 100, nthread: int = 2, action_std: float = 0.3,
                        cfg: Go2EnvConfig | None = None, seed: int = 0) -> dict[str, float]:
     """Env steps/s (policy steps × envs) vs open-loop batched physics steps/s of the same torques."""
-    env = Go2VecEnv(cfg, num_envs=num_envs, seed=seed, nthread=nthread)
+    env = Go2VecEnv(cfg, num_envs=num_envs, seed=seed, nthread=nthread, backend="cpu")
     gen = torch.Generator().manual_seed(seed)
     acts = [torch.clamp(action_std * torch.randn(num_envs, C.NUM_JOINTS, generator=gen), -1, 1)
             for _ in range(steps)]
@@ -47,7 +47,7 @@ def measure_throughput(num_envs: int = 64, steps: int = 100, nthread: int = 2, a
     sim_step, phys_s, torques = env.sim.step, [0.0], []
 
     def timed_step(nstep: int = 1) -> None:
-        torques.append(env.sim.ctrl.copy())
+        torques.append(env.sim.ctrl.numpy().copy())
         t = time.perf_counter()
         sim_step(nstep)
         phys_s[0] += time.perf_counter() - t
@@ -79,9 +79,7 @@ def measure_throughput(num_envs: int = 64, steps: int = 100, nthread: int = 2, a
 def measure_warp_throughput(num_envs: int = 64, steps: int = 100, device: str = "cuda", action_std: float = 0.3,
                             cfg: Go2EnvConfig | None = None, seed: int = 0) -> dict[str, float]:
     """Env steps/s (policy steps × envs) of the MuJoCo Warp env; compilation and the spawn drop excluded."""
-    from sim.go2.env_warp import Go2WarpEnv
-
-    env = Go2WarpEnv(cfg, num_envs=num_envs, seed=seed, device=device)
+    env = Go2VecEnv(cfg, num_envs=num_envs, seed=seed, device=device, backend="warp")
     dev = env.device
     gen = torch.Generator(device=dev).manual_seed(seed)
     acts = [torch.clamp(action_std * torch.randn(num_envs, C.NUM_JOINTS, generator=gen, device=dev), -1, 1)

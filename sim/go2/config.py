@@ -116,7 +116,7 @@ class RewardConfig:
     moving_threshold: float = 0.1  # |cmd| (xy norm or |yaw|) above which the gait terms follow the clock
     # "tracking": the gait terms (feet_air_time, gait_contact, swing_height) are multiplied by the tracking
     # kernel, so trotting in place under a moving command earns nothing either (SOM's run found that optimum)
-    gait_gate: Literal["none", "tracking"] = "none"
+    gait_gate: Literal["none", "tracking"] = "tracking"
     soft_dof_pos_limit: float = 0.9  # fraction of the joint range before dof_pos_limits bites
     only_positive: bool = False  # sum: clip the total at 0 (legged_gym's only_positive_rewards)
 

@@ -1,183 +1,246 @@
-"""Go2 velocity-tracking ("joystick") task behind the `VecEnv` protocol, on batched CPU MuJoCo.
+"""Go2 velocity-tracking ("joystick") task behind the `VecEnv` protocol: one torch env over both simulators.
 
-One policy step: clip the (N, 12) actions, delay them per env (latency DR), turn them
-into joint targets default + ACTION_SCALE·a, and run DECIMATION physics steps with the
-PD law τ = s·(Kp(q* − q) − Kd·qd) clipped to the motor limits recomputed at 500 Hz.
-Numpy inside, float32 torch tensors on the CPU at the boundary; finished envs reset
-in the same call (their pre-reset observation is in `final_obs`).
+The env is written once in torch against the `Sim` protocol (sim/go2/backend.py): batched MuJoCo C
+(`BatchSim`, float64 host tensors that alias the batch's state) or MuJoCo Warp (`WarpSim`, float32
+tensors that alias the Warp arrays, on CUDA or Warp's CPU device). Observation layout, reward
+terms (sim/go2/rewards.py), trot clock, curriculum and terminations (sim/go2/task.py) and the DR
+samplers (sim/go2/randomize.py, drawn through `TorchRng`) are the same code on both, so a CPU test
+runs exactly what trains on a GPU.
+
+One policy step: clip the (N, 12) actions, delay them per env (latency DR), turn them into joint
+targets default + ACTION_SCALE·a, and run DECIMATION physics steps with the PD law
+τ = s·(Kp(q* − q) − Kd·qd) clipped to the motor limits, recomputed at 500 Hz; the physics loop never
+leaves the sim's device. Per policy step there is exactly one device→host transfer, of a small
+packed summary (terminated/truncated flags, running returns and lengths, and the log scalars),
+because the VecEnv protocol returns episode statistics and the log as Python numbers. Finished
+envs reset in the same call (their pre-reset observation is in `final_obs`); a reset writes DR
+draws and spawn states for just those worlds.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
 
 from sim.go2 import constants as C
 from sim.go2 import randomize as R
-from sim.go2.backend import BatchSim
+from sim.go2.backend import Sim, make_sim
 from sim.go2.config import DomainRandConfig, Go2EnvConfig
 from sim.go2.model import build_model
 from sim.go2.obs import OBS_DIM, OBS_LAYOUT, base_kinematics, build_obs
-from sim.go2.rewards import check_reward_keys
+from sim.go2.randomize import TorchRng
+from sim.go2.rewards import REWARD_TERMS, check_reward_keys
 from sim.go2.task import JoystickTaskStep, sample_commands
+from som_robot.envs.registry import resolve_backend
 from som_robot.envs.vec_env import StepResult
 
 __all__ = ["Go2VecEnv", "sample_commands"]  # sample_commands re-exported from sim.go2.task
 
+_F32 = torch.float32
+
 
 class Go2VecEnv(JoystickTaskStep):
-    """N Go2 joystick envs with per-env domain randomization and same-step auto-reset."""
+    """N Go2 joystick envs with per-env domain randomization and same-step auto-reset, on either simulator.
+
+    `backend` (default: the config's, `auto` = Warp on CUDA, MuJoCo C otherwise) picks the `Sim`;
+    `nthread` is MuJoCo C's thread pool, `nconmax`/`njmax` Warp's per-world capacities.
+    """
 
     def __init__(self, cfg: Go2EnvConfig | None = None, num_envs: int = 64, seed: int = 0, nthread: int = 0,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", backend: str | None = None, nconmax: int | None = None,
+                 njmax: int | None = None) -> None:
         self.cfg = cfg = cfg or Go2EnvConfig()
         check_reward_keys(cfg.reward)
         self.num_envs, self.obs_dim, self.act_dim = num_envs, OBS_DIM, C.NUM_JOINTS
-        self.device = torch.device(device)
+        self.backend = resolve_backend(backend or cfg.backend, torch.device(device))
         self.model = build_model(cfg)
-        self.sim = BatchSim(self.model, num_envs, nthread)
+        dr = cfg.domain_rand
+        self.sim: Sim = make_sim(self.model, self.backend, num_envs, device, nthread=nthread,
+                                 batch_dynamics=dr.enabled, nconmax=nconmax, njmax=njmax)
+        sim = self.sim
+        self.device = dev = sim.device
+        self._joint_q, self._joint_qd = sim.qpos[:, 7:], sim.qvel[:, 6:]  # live views (the state never moves)
+        self.dtype = ft = sim.dtype  # the simulator's float: float64 on MuJoCo C, float32 on Warp
         self.dt = C.CTRL_DT
         self.max_episode_steps = int(round(cfg.episode_length_s / self.dt))
         self.resample_steps = max(1, int(round(cfg.command.resample_interval_s / self.dt)))
-        dr = cfg.domain_rand
         self.push_steps = int(round(dr.push_interval_s / self.dt)) if dr.enabled and dr.push_vel > 0 else 0
-        mid, half = (self.sim.joint_low + self.sim.joint_high) / 2, (self.sim.joint_high - self.sim.joint_low) / 2
+        mid, half = (sim.joint_low + sim.joint_high) / 2, (sim.joint_high - sim.joint_low) / 2
         lim = cfg.reward.soft_dof_pos_limit
         self.soft_lower, self.soft_upper = mid - lim * half, mid + lim * half
+        self._default_pos = torch.as_tensor(C.DEFAULT_JOINT_POS, dtype=ft, device=dev)
         self._noise_dims = {t.name: t.dim for t in OBS_LAYOUT}
         n, nl = num_envs, dr.latency_steps[1] + 1
-        self.commands = np.zeros((n, 3))
-        self.last_action = np.zeros((n, C.NUM_JOINTS))
-        self.action_hist = np.zeros((n, nl, C.NUM_JOINTS))  # [:, k] = action from k policy steps ago
-        self.air_time = np.zeros((n, 4))
-        self.last_contact = np.zeros((n, 4), dtype=bool)
-        self.ep_len = np.zeros(n, dtype=np.int64)
-        self.ep_ret = np.zeros(n)
-        self.rng = np.random.default_rng(seed)
-        self.dr = R.sample_all(self.rng, DomainRandConfig(enabled=False), n, self.sim.nominal_friction)
-        m = self.model
-        self._foot_cols = C.sensor_columns(m, C.FOOT_CONTACT_SENSORS)
-        self._leg_cols = C.sensor_columns(m, C.LEG_COLLISION_SENSORS)
-        self._base_col = C.sensor_slice(m, C.BASE_CONTACT_SENSOR).start
-        self._foot_pos_cols = C.sensor_columns(m, C.FOOT_POS_SENSORS) + 2  # world z of each foot site
-        self._default_pos = C.DEFAULT_JOINT_POS
+        z = {"dtype": ft, "device": dev}
+        self.commands = torch.zeros(n, 3, **z)
+        self.last_action = torch.zeros(n, C.NUM_JOINTS, **z)
+        self.action_hist = torch.zeros(n, nl, C.NUM_JOINTS, **z)  # [:, k] = action from k policy steps ago
+        self.air_time = torch.zeros(n, 4, **z)
+        self.last_contact = torch.zeros(n, 4, dtype=torch.bool, device=dev)
+        self.ep_len = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.ep_ret = torch.zeros(n, **z)
+        self.rng = TorchRng(seed, dev)
+        self.dr = self._sample_dr(DomainRandConfig(enabled=False), n)
+        cols = {"device": dev}
+        self._foot_cols = torch.as_tensor(C.sensor_columns(self.model, C.FOOT_CONTACT_SENSORS), **cols)
+        self._leg_cols = torch.as_tensor(C.sensor_columns(self.model, C.LEG_COLLISION_SENSORS), **cols)
+        self._base_col = C.sensor_slice(self.model, C.BASE_CONTACT_SENSOR).start
+        self._foot_pos_cols = torch.as_tensor(C.sensor_columns(self.model, C.FOOT_POS_SENSORS) + 2, **cols)
         self._init_curriculum()
-        self._all = np.arange(n)
+        self.overflow_worlds = 0  # worlds whose episode ended on a capacity overflow (see WarpSim.overflowed)
+        self._overflow_warned = False
+        self._all = torch.arange(n, device=dev)
         self._reset_envs(self._all)
 
     # -- protocol ---------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Reset all envs (reseeding the env's generator when `seed` is given)."""
         if seed is not None:
-            self.rng = np.random.default_rng(seed)
+            self.rng = TorchRng(seed, self.device)
         self._reset_envs(self._all)
-        return self._t(self._observe(R.sample_obs_noise(self.rng, self.cfg.domain_rand, self.num_envs,
-                                                         self._noise_dims)))
+        return self._observe(self._noise()).to(_F32)
 
     def step(self, actions: torch.Tensor) -> StepResult:
         """Apply (N, 12) actions in [-1, 1] for one policy step (DECIMATION physics steps)."""
-        a = np.clip(actions.detach().cpu().numpy().astype(np.float64), -1.0, 1.0)
-        self.action_hist[:, 1:] = self.action_hist[:, :-1]
+        a = actions.detach().to(self.device, self.dtype).clamp(-1.0, 1.0)
+        self.action_hist = torch.roll(self.action_hist, 1, dims=1)
         self.action_hist[:, 0] = a
         applied = self.action_hist[self._all, self.dr.latency]
         self._push()
-        torque_sq = self._physics(C.DEFAULT_JOINT_POS + C.ACTION_SCALE * applied)
+        torque_sq = self._physics(self._default_pos + C.ACTION_SCALE * applied)
         self.ep_len += 1
 
-        rot, lin_vel, ang_vel, gravity = self._base_kinematics()
+        sim = self.sim
+        rot, lin_vel, ang_vel, gravity = base_kinematics(sim.qpos, sim.qvel)
+        overflow = sim.overflowed()  # a capacity overflow makes the world's physics wrong: end its episode
         reward, terms, terminated, truncated = self._task_step(a, torque_sq, rot, lin_vel, ang_vel, gravity,
-                                                               self.sim.qpos[:, 7:], self.sim.sensordata,
-                                                               self.sim.unstable())
+                                                               sim.qpos[:, 7:], sim.sensordata,
+                                                               sim.unstable() | overflow)
+        reward = torch.nan_to_num(reward, nan=0.0, posinf=0.0, neginf=0.0)  # a diverged world terminates
         self.ep_ret += reward
-        done = np.flatnonzero(terminated | truncated)
-        returns, lengths = self.ep_ret[done].tolist(), self.ep_len[done].tolist()
-        log = self._log(terms, lin_vel, ang_vel, terminated, truncated)
+        log_vals = torch.cat([self._log_values(terms, lin_vel, ang_vel, terminated, truncated),
+                              overflow.to(self.dtype).mean()[None]])
+        # The one device→host transfer of the step: flags, returns, lengths and log scalars.
+        n = self.num_envs
+        summary = torch.cat([terminated.to(self.dtype), truncated.to(self.dtype), self.ep_ret,
+                             self.ep_len.to(self.dtype), log_vals]).cpu().numpy()
+        done = np.flatnonzero((summary[:n] > 0) | (summary[n:2 * n] > 0))
+        returns = summary[2 * n:3 * n][done].astype(np.float64).tolist()
+        lengths = summary[3 * n:4 * n][done].astype(np.int64).tolist()
+        log = dict(zip([*self._log_keys, "sim/overflow"], summary[4 * n:].astype(np.float64).tolist(), strict=True))
+        if log["sim/overflow"] > 0:
+            self.overflow_worlds += int(round(log["sim/overflow"] * n))
+            if not self._overflow_warned:
+                self._overflow_warned = True
+                warnings.warn(f"MuJoCo Warp buffer overflow in {log['sim/overflow'] * n:.0f} world(s) (nconmax "
+                              f"{sim.nconmax}, njmax {sim.njmax} per world): those episodes end; counted in "
+                              "sim/overflow", RuntimeWarning, stacklevel=2)
+        log["curriculum/level"] = self.cmd_level
 
-        resample = np.flatnonzero(self.ep_len % self.resample_steps == 0)
-        if resample.size:
-            self.commands[resample] = self._sample_commands(resample.size)
+        resample = (self.ep_len % self.resample_steps == 0)[:, None]
+        self.commands = torch.where(resample, self._sample_commands(n).to(self.dtype), self.commands)
         self.last_action = a
-        noise = R.sample_obs_noise(self.rng, self.cfg.domain_rand, self.num_envs, self._noise_dims)
-        final = self._observe(noise)
-        obs = final.copy()
+        noise = self._noise()
+        final = torch.nan_to_num(self._observe(noise, kin=(ang_vel, gravity)), nan=0.0, posinf=0.0, neginf=0.0)
+        obs = final.clone()
         if done.size:
-            self._reset_envs(done)
-            obs[done] = self._observe({k: v[done] for k, v in noise.items()}, done)
-        return StepResult(self._t(obs), self._t(reward), torch.as_tensor(terminated, device=self.device),
-                          torch.as_tensor(truncated, device=self.device), self._t(final), returns, lengths, log)
+            ids = torch.from_numpy(done).to(self.device)
+            self._reset_envs(ids)
+            obs[ids] = self._observe({k: v[ids] for k, v in noise.items()}, ids)
+        return StepResult(obs.to(_F32), reward.to(_F32), terminated, truncated, final.to(_F32), returns,
+                          lengths, log)
 
     def close(self) -> None:
         self.sim.close()
 
     # -- internals --------------------------------------------------------------------------
-    def _t(self, x: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(x, dtype=np.float32), device=self.device)
+    def _noise(self) -> dict[str, torch.Tensor]:
+        return R.sample_obs_noise(self.rng, self.cfg.domain_rand, self.num_envs, self._noise_dims)  # type: ignore[arg-type]
 
-    def _physics(self, target: np.ndarray) -> np.ndarray:
-        """DECIMATION physics steps of the PD law; returns Σ_j τ² averaged over them."""
-        sim, kp, kd = self.sim, self._kp, self._kd
-        tsq = np.zeros(self.num_envs)
-        for _ in range(C.DECIMATION):
-            tau = kp * (target - sim.qpos[:, 7:]) - kd * sim.qvel[:, 6:]
-            np.clip(tau, sim.ctrl_low, sim.ctrl_high, out=tau)
-            sim.ctrl[:] = tau
-            tsq += np.einsum("ij,ij->i", tau, tau)
+    def _physics(self, target: torch.Tensor) -> torch.Tensor:
+        """DECIMATION physics steps of the PD law on the sim's device; returns Σ_j τ² averaged over them."""
+        sim, kp, kd, q, qd = self.sim, self._kp, self._kd, self._joint_q, self._joint_qd
+        kp_target = kp * target
+        tau, tsq = torch.empty_like(kp_target), torch.zeros_like(kp_target)
+        for _ in range(C.DECIMATION):  # in place, 5 ops per physics step: on the CPU each op costs µs
+            torch.addcmul(kp_target, kp, q, value=-1.0, out=tau)
+            tau.addcmul_(kd, qd, value=-1.0).clamp_(sim.ctrl_low, sim.ctrl_high)
+            sim.ctrl.copy_(tau)
+            tsq.addcmul_(tau, tau)
             sim.step()
-        return tsq / C.DECIMATION
+        return tsq.sum(dim=1) / C.DECIMATION
 
     def _push(self) -> None:
-        """Shove envs whose episode step hits the push interval (velocity kick, legged_gym style)."""
+        """Shove envs whose episode step hits the push interval (drawn for all envs, applied by mask)."""
         if not self.push_steps:
             return
-        ids = np.flatnonzero((self.ep_len > 0) & (self.ep_len % self.push_steps == 0))
-        if ids.size:
-            self.sim.qvel[ids, :2] += R.sample_push(self.rng, self.cfg.domain_rand, ids.size)
+        hit = (self.ep_len > 0) & (self.ep_len % self.push_steps == 0)
+        kick = R.sample_push(self.rng, self.cfg.domain_rand, self.num_envs)  # type: ignore[arg-type]
+        self.sim.qvel[:, :2] += kick * hit[:, None]
 
-    def _base_kinematics(self, ids: np.ndarray | slice = slice(None)) -> tuple[np.ndarray, ...]:
-        """Rotation, and base-frame linear velocity, angular velocity and gravity direction."""
-        return base_kinematics(self.sim.qpos[ids], self.sim.qvel[ids])
-
-    def _observe(self, noise: dict[str, np.ndarray] | None = None, ids: np.ndarray | None = None) -> np.ndarray:
+    def _observe(self, noise: dict[str, torch.Tensor] | None = None, ids: torch.Tensor | None = None,
+                 kin: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Noise-free (or noisy) observation of envs `ids`; `kin`: their (ang_vel, gravity) if already computed."""
         sel = slice(None) if ids is None else ids
-        _, _, ang_vel, gravity = self._base_kinematics(sel)
+        qpos, qvel = self.sim.qpos[sel], self.sim.qvel[sel]
+        ang_vel, gravity = kin if kin is not None else base_kinematics(qpos, qvel)[2:]
         terms = {"gravity": gravity, "gyro": ang_vel, "command": self.commands[sel],
-                 "joint_pos": self.sim.qpos[sel, 7:] - C.DEFAULT_JOINT_POS, "joint_vel": self.sim.qvel[sel, 6:],
+                 "joint_pos": qpos[:, 7:] - self._default_pos, "joint_vel": qvel[:, 6:],
                  "last_action": self.last_action[sel], "gait_phase": self._phase_obs(sel)}
         return build_obs(terms, noise)
 
-    def _reset_envs(self, ids: np.ndarray) -> None:
-        """New DR draw, model parameters, spawn pose and command for envs `ids`."""
-        n, cfg = ids.size, self.cfg
-        self.dr.assign(ids, R.sample_all(self.rng, cfg.domain_rand, n, self.sim.nominal_friction))
-        self.sim.set_dynamics(ids, self.dr.friction[ids], self.dr.added_mass[ids], self.dr.com_offset[ids])
+    def _sample_dr(self, cfg: DomainRandConfig, n: int) -> R.DRParams:
+        """randomize.sample_all through TorchRng, as device tensors of the sim's float (latency: int64)."""
+        p = R.sample_all(self.rng, cfg, n, self.sim.nominal_friction)  # type: ignore[arg-type]
+        for k, v in vars(p).items():
+            dtype = torch.int64 if k == "latency" else self.dtype
+            setattr(p, k, torch.as_tensor(v, dtype=dtype, device=self.device))
+        return p
+
+    def _reset_envs(self, ids: torch.Tensor) -> None:
+        """New DR draw, model parameters, spawn pose and command for envs `ids` (a device index tensor)."""
+        n, cfg, sim = int(ids.numel()), self.cfg, self.sim
+        self.dr.assign(ids, self._sample_dr(cfg.domain_rand, n))  # type: ignore[arg-type]
+        if cfg.domain_rand.enabled:
+            sim.set_dynamics(ids, self.dr.friction[ids], self.dr.added_mass[ids], self.dr.com_offset[ids])
         strength = self.dr.motor_strength
         self._kp = C.KP * self.dr.kp_scale * strength
         self._kd = C.KD * self.dr.kd_scale * strength
-        qpos = np.tile(self.sim.key_qpos, (n, 1))
-        joints = C.DEFAULT_JOINT_POS + R.sample_init_joint_offset(self.rng, cfg.domain_rand, n)
-        qpos[:, 7:] = np.clip(joints, self.sim.joint_low, self.sim.joint_high)
-        yaw = self.rng.uniform(-np.pi, np.pi, n)
-        qpos[:, 3:7] = np.stack([np.cos(yaw / 2), np.zeros(n), np.zeros(n), np.sin(yaw / 2)], axis=1)
+        qpos = sim.key_qpos.repeat(n, 1)
+        offset = R.sample_init_joint_offset(self.rng, cfg.domain_rand, n)  # type: ignore[arg-type]
+        joints = self._default_pos + torch.as_tensor(offset, dtype=self.dtype, device=self.device)
+        qpos[:, 7:] = torch.clamp(joints, sim.joint_low, sim.joint_high)
+        yaw = self.rng.uniform(-np.pi, np.pi, n).to(self.dtype)
+        zero = torch.zeros_like(yaw)
+        qpos[:, 3:7] = torch.stack([torch.cos(yaw / 2), zero, zero, torch.sin(yaw / 2)], dim=1)
         if cfg.terrain == "rough":  # spread over the field, dropped from above its highest bump
-            qpos[:, :2] = self.rng.uniform(-1, 1, (n, 2)) * (cfg.rough.half_size - 3.0)
+            qpos[:, :2] = self.rng.uniform(-1.0, 1.0, (n, 2)) * (cfg.rough.half_size - 3.0)
             qpos[:, 2] += cfg.rough.max_height
-        self.sim.reset(ids, qpos, np.zeros((n, self.model.nv)))
-        self.commands[ids] = self._sample_commands(n)
+        sim.reset(ids, qpos, torch.zeros(n, self.model.nv, dtype=self.dtype, device=self.device))
+        self.commands[ids] = self._sample_commands(n).to(self.dtype)
         for arr in (self.last_action, self.action_hist, self.air_time, self.ep_ret):
             arr[ids] = 0.0
         self.last_contact[ids] = False
         self.ep_len[ids] = 0
-        self._dr_log = {f"dr/{k}": v for k, v in self.dr.means().items()}
+        dr = vars(self.dr)  # the DR log only changes here
+        self._dr_means = torch.cat([torch.stack([v.to(self.dtype).mean() for k, v in dr.items() if k != "com_offset"]),
+                                    self.dr.com_offset.mean(dim=0)])
 
-    def _log(self, terms: dict[str, np.ndarray], lin_vel: np.ndarray, ang_vel: np.ndarray,
-             terminated: np.ndarray, truncated: np.ndarray) -> dict[str, float]:
-        log = {f"reward/{k}": float(np.mean(v)) for k, v in terms.items()}
-        log["tracking/lin_vel_error"] = float(np.mean(np.linalg.norm(self.commands[:, :2] - lin_vel[:, :2], axis=1)))
-        log["tracking/ang_vel_error"] = float(np.mean(np.abs(self.commands[:, 2] - ang_vel[:, 2])))
-        log["env/base_height"] = float(np.mean(self.sim.qpos[:, 2]))
-        log["env/terminated"] = float(np.mean(terminated))
-        log["env/truncated"] = float(np.mean(truncated))
-        log["curriculum/level"] = self.cmd_level
-        log["sim/overflow"] = 0.0  # MuJoCo C sizes contacts/constraints from its arena (key parity with Warp)
-        log.update(self._dr_log)
-        return log
+    @property
+    def _log_keys(self) -> list[str]:
+        keys = [f"reward/{k}" for k in REWARD_TERMS]
+        keys += ["tracking/lin_vel_error", "tracking/ang_vel_error", "env/base_height", "env/terminated",
+                 "env/truncated"]
+        keys += [f"dr/{k}" for k in vars(self.dr) if k != "com_offset"] + [f"dr/com_offset_{a}" for a in "xyz"]
+        return keys
+
+    def _log_values(self, terms: dict[str, torch.Tensor], lin_vel: torch.Tensor, ang_vel: torch.Tensor,
+                    terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+        """The log scalars as one device vector, in `_log_keys` order."""
+        ft = self.dtype
+        err = self.commands - torch.cat([lin_vel[:, :2], ang_vel[:, 2:3]], dim=1)
+        per_env = torch.stack([*(terms[k].to(ft) for k in REWARD_TERMS), torch.linalg.norm(err[:, :2], dim=1),
+                               err[:, 2].abs(), self.sim.qpos[:, 2], terminated.to(ft), truncated.to(ft)])
+        return torch.cat([per_env.mean(dim=1), self._dr_means])

@@ -4,6 +4,7 @@ Each function only draws numbers (rng, cfg, n) → array, so ranges can be teste
 without a simulator and the env decides where the values go (model fields through
 the batch's per-simulation expansion, or the env's own PD/latency/noise state).
 A disabled config (`enabled: false`) returns the nominal value from every sampler.
+The samplers take a numpy Generator or a `TorchRng` (the env's: tensors on its device).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from sim.go2.config import OBS_NOISE_TERMS, DomainRandConfig
 from sim.go2.constants import NUM_JOINTS
@@ -28,9 +30,31 @@ __all__ = [
     "sample_obs_noise",
     "sample_init_joint_offset",
     "sample_all",
+    "TorchRng",
 ]
 
 Rng = np.random.Generator
+_F32 = torch.float32
+
+
+class TorchRng:
+    """The slice of `numpy.random.Generator` that the DR and command samplers call, drawing float32
+    tensors on a device from a torch Generator, so one sampler definition serves numpy callers and the env."""
+
+    def __init__(self, seed: int, device: torch.device) -> None:
+        self.device = device
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+
+    @staticmethod
+    def _shape(size: int | tuple[int, ...] | None) -> tuple[int, ...]:
+        return () if size is None else (size,) if isinstance(size, int) else tuple(size)
+
+    def uniform(self, low: float = 0.0, high: float = 1.0, size: int | tuple[int, ...] | None = None) -> torch.Tensor:
+        u = torch.rand(self._shape(size), generator=self.gen, device=self.device, dtype=_F32)
+        return low + (high - low) * u
+
+    def integers(self, low: int, high: int, size: int | tuple[int, ...] | None = None) -> torch.Tensor:
+        return torch.randint(low, high, self._shape(size), generator=self.gen, device=self.device)
 
 
 def _u(rng: Rng, r: tuple[float, float], shape: tuple[int, ...]) -> np.ndarray:

@@ -154,8 +154,10 @@ def check_reward_keys(cfg: RewardConfig) -> None:
 
 
 def reward_terms(s: RewardState, cfg: RewardConfig) -> dict[str, Array]:
-    """Every term's unweighted value (N,), computed once (the env also reads `tracking` for its curriculum)."""
-    return {k: fn(s, cfg) for k, fn in REWARD_TERMS.items()}
+    """Every term's unweighted value (N,), computed once (the env also reads `tracking` for its curriculum).
+    Terms scaled by 0 are not evaluated (zeros in their place: they still appear in the log)."""
+    zero = s.torque_sq * 0.0
+    return {k: fn(s, cfg) if cfg.scales[k] != 0 or k == "tracking" else zero for k, fn in REWARD_TERMS.items()}
 
 
 def compute_rewards(s: RewardState, cfg: RewardConfig, dt: float) -> tuple[Array, dict[str, Array]]:

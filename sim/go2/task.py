@@ -1,8 +1,8 @@
-"""The joystick task's per-policy-step logic shared by the CPU (`Go2VecEnv`) and Warp (`Go2WarpEnv`) envs.
+"""The joystick task's per-policy-step logic of `Go2VecEnv`, written for numpy arrays and torch tensors.
 
 Touchdown bookkeeping (legged_gym's filtered contacts and air time), the trot clock, the reward state,
 the command curriculum and the terminations are written once against numpy arrays or torch tensors
-alike, so the two backends cannot drift apart; each env only supplies its state arrays and the physics.
+alike (the env runs it in torch on either simulator; the reward tests call it with numpy).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class JoystickTaskStep:
                          soft_lower=self.soft_lower, soft_upper=self.soft_upper, default_pos=self._default_pos,
                          contact=contact_filt, stance=self._stance(self._phase()),
                          foot_height=foot_z - foot_z.min(axis=1, keepdims=True) if isinstance(foot_z, np.ndarray)
-                         else foot_z - foot_z.min(dim=1, keepdim=True).values)
+                         else foot_z - foot_z.amin(dim=1, keepdim=True))  # amin: min(dim) is ms on 2 threads
         raw = reward_terms(rs, self.cfg.reward)
         reward, terms = compose_rewards(raw, self.cfg.reward, self.dt)
         self._curriculum(raw["tracking"])

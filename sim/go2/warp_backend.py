@@ -61,6 +61,8 @@ def warp_device(device: torch.device) -> wp.context.Device:
 class WarpSim:
     """N Go2 worlds stepped together on a Warp device; per-world foot friction, base mass and base CoM."""
 
+    dtype = torch.float32
+
     def __init__(self, model: mujoco.MjModel, num_envs: int, device: str | torch.device = "cpu",
                  batch_dynamics: bool = True, nconmax: int | None = None, njmax: int | None = None) -> None:
         self.model, self.num_envs = model, num_envs

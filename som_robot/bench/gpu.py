@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 __all__ = ["run_gpu_check"]
@@ -30,13 +29,13 @@ def _sync(device: torch.device) -> None:
 
 
 def env_throughput(worlds: Sequence[int], device: torch.device, steps: int = 50) -> dict[str, Any]:
-    """Go2WarpEnv env steps/s (and physics steps/s = ×10) at each world count, DR on, random actions."""
+    """Go2 env steps/s on MuJoCo Warp (and physics steps/s = ×10) at each world count, DR on, random actions."""
     from sim.go2.config import load_go2_config
-    from sim.go2.env_warp import Go2WarpEnv
+    from sim.go2.env import Go2VecEnv
 
     out: dict[str, Any] = {}
     for n in worlds:
-        env = Go2WarpEnv(load_go2_config(), num_envs=n, seed=0, device=device)
+        env = Go2VecEnv(load_go2_config(), num_envs=n, seed=0, device=device, backend="warp")
         env.reset(0)
         acts = torch.rand(steps, n, 12, device=env.device) * 2 - 1
         for a in acts[:5]:  # compile / capture / first resets
@@ -57,21 +56,21 @@ def trajectory_match(device: torch.device, steps: int = 50) -> dict[str, float]:
     """Max |qpos|, |obs| and |reward| gaps between MuJoCo C and Warp on `device`, DR off, same actions."""
     from sim.go2.config import DomainRandConfig, Go2EnvConfig
     from sim.go2.env import Go2VecEnv
-    from sim.go2.env_warp import Go2WarpEnv
 
     cfg = Go2EnvConfig(domain_rand=DomainRandConfig(enabled=False))
-    cpu, warp = Go2VecEnv(cfg, num_envs=4, seed=0, nthread=1), Go2WarpEnv(cfg, num_envs=4, seed=0, device=device)
+    cpu = Go2VecEnv(cfg, num_envs=4, seed=0, nthread=1, backend="cpu")
+    warp = Go2VecEnv(cfg, num_envs=4, seed=0, device=device, backend="warp")
     cpu.reset(0)
     warp.reset(0)
-    warp.sim.qpos[:] = torch.from_numpy(cpu.sim.qpos).to(warp.device)
-    warp.sim.qvel[:] = torch.from_numpy(cpu.sim.qvel).to(warp.device)
-    warp.commands[:] = torch.from_numpy(cpu.commands).to(warp.device)
+    warp.sim.qpos[:] = cpu.sim.qpos.to(warp.device)
+    warp.sim.qvel[:] = cpu.sim.qvel.to(warp.device)
+    warp.commands[:] = cpu.commands.to(warp.device)
     g, a = torch.Generator().manual_seed(0), torch.zeros(4, 12)
     dq = dobs = drew = 0.0
     for _ in range(steps):
         a = (0.8 * a + 0.3 * torch.randn(4, 12, generator=g)).clamp(-1, 1)
         rc, rw = cpu.step(a), warp.step(a.to(warp.device))
-        dq = max(dq, float(np.abs(cpu.sim.qpos - warp.sim.qpos.cpu().numpy()).max()))
+        dq = max(dq, float((cpu.sim.qpos - warp.sim.qpos.cpu().double()).abs().max()))
         dobs = max(dobs, float((rc.obs - rw.obs.cpu()).abs().max()))
         drew = max(drew, float((rc.reward - rw.reward.cpu()).abs().max()))
     cpu.close()

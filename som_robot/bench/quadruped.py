@@ -55,7 +55,7 @@ def render_strip(policy_path: Path, env_cfg: Any, out: Path, vx: float = 0.5, fr
         for i in range(frames * every):
             obs = env.step(torch.from_numpy(policy(obs[0])[None])).obs.numpy()
             if i % every == 0:
-                data.qpos[:], data.qvel[:] = env.sim.qpos[0], env.sim.qvel[0]
+                data.qpos[:], data.qvel[:] = env.sim.qpos[0].numpy(), env.sim.qvel[0].numpy()
                 mujoco.mj_forward(env.model, data)
                 cam.lookat[:] = data.qpos[:3]
                 renderer.update_scene(data, cam, opt)

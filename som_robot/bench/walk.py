@@ -83,6 +83,7 @@ def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (
     """Mean achieved base-frame velocities, tracking errors and falls of `num_envs` Go2s at command `cmd`.
     `policy`: an exported .onnx, a training checkpoint .pt (deterministic torch act), or a batch callable."""
     from sim.go2.env import Go2VecEnv
+    from sim.go2.obs import base_kinematics
 
     act_fn = as_batch_policy(policy)
     env = Go2VecEnv(fixed_command_cfg(env_cfg, cmd, pushes), num_envs=num_envs, seed=seed, nthread=1)
@@ -92,8 +93,8 @@ def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (
     vel_sum, speed_sum, lin_err, ang_err, falls = np.zeros(3), 0.0, 0.0, 0.0, 0
     for _ in range(steps):
         res = env.step(torch.as_tensor(act_fn(obs), dtype=torch.float32))
-        _, lin_vel, ang_vel, _ = env._base_kinematics()  # base frame, after the step
-        v = np.concatenate([lin_vel[:, :2], ang_vel[:, 2:3]], axis=1)
+        _, lin_vel, ang_vel, _ = base_kinematics(env.sim.qpos, env.sim.qvel)  # base frame, after the step
+        v = torch.cat([lin_vel[:, :2], ang_vel[:, 2:3]], dim=1).double().numpy()
         vel_sum += v.mean(axis=0)
         speed_sum += float(np.linalg.norm(v[:, :2], axis=1).mean())
         lin_err += float(np.linalg.norm(v[:, :2] - target[:2], axis=1).mean())

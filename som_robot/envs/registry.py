@@ -1,4 +1,4 @@
-"""Robot tasks by name: config loader, env class per simulator backend, deployment contract.
+"""Robot tasks by name: config loader, env class and its simulator backends, deployment contract.
 
 One entry per task replaces per-name dispatch in the runner config and the env factory.
 Imports are lazy (dotted paths), so a Gymnasium run never imports MuJoCo Warp and a CPU
@@ -46,7 +46,8 @@ class RobotTask:
 
     name: str
     load_config: Callable[[dict[str, Any]], Any]  # the experiment's `env:` section → task config
-    env_classes: Mapping[str, str]  # backend → 'module:Class', constructed as (cfg, num_envs=, seed=, device=)
+    env_class: str  # 'module:Class', constructed as (cfg, num_envs=, seed=, device=, backend=)
+    backends: tuple[str, ...]  # simulators the env class runs on
     contract_builder: str  # 'module:function' returning the task's PolicyContract
 
     def backend(self, cfg: Any, device: torch.device) -> str:
@@ -55,9 +56,9 @@ class RobotTask:
     def make_env(self, cfg: Any, num_envs: int, device: torch.device, seed: int) -> VecEnv:
         """The task's VecEnv on the backend its config (or the device, for `auto`) selects."""
         backend = self.backend(cfg, device)
-        if backend not in self.env_classes:
-            raise ValueError(f"robot task {self.name!r} has no {backend!r} backend; has {sorted(self.env_classes)}")
-        return _load(self.env_classes[backend])(cfg, num_envs=num_envs, seed=seed, device=device)
+        if backend not in self.backends:
+            raise ValueError(f"robot task {self.name!r} has no {backend!r} backend; has {list(self.backends)}")
+        return _load(self.env_class)(cfg, num_envs=num_envs, seed=seed, device=device, backend=backend)
 
     def contract(self) -> PolicyContract:
         return _load(self.contract_builder)()
@@ -75,7 +76,8 @@ ROBOT_TASKS: Mapping[str, RobotTask] = MappingProxyType({
     "go2_joystick": RobotTask(
         name="go2_joystick",
         load_config=_go2_config,
-        env_classes={"cpu": "sim.go2.env:Go2VecEnv", "warp": "sim.go2.env_warp:Go2WarpEnv"},
+        env_class="sim.go2.env:Go2VecEnv",
+        backends=("cpu", "warp"),  # one torch env over batched MuJoCo C and MuJoCo Warp
         contract_builder="sim.go2.contract:go2_contract",
     ),
 })

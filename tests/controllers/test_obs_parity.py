@@ -38,16 +38,16 @@ def test_daemon_observation_equals_the_training_observation() -> None:
             continue
         train_obs = env._observe()  # noise-free training observation of the current state
         for i in range(env.num_envs):
-            data.qpos[:], data.qvel[:] = env.sim.qpos[i], env.sim.qvel[i]
+            data.qpos[:], data.qvel[:] = env.sim.qpos[i].numpy(), env.sim.qvel[i].numpy()
             mujoco.mj_forward(env.model, data)
             rot = data.xmat[base].reshape(3, 3)
             vel = np.zeros(6)
             mujoco.mj_objectVelocity(env.model, data, mujoco.mjtObj.mjOBJ_XBODY, base, vel, 1)  # body frame [ang, lin]
             inputs = ObsInputs(gravity_body=rot.T @ np.array([0.0, 0.0, -1.0]), ang_vel_body=vel[:3],
-                               lin_vel_body=vel[3:], command=env.commands[i], q=data.qpos[7:].copy(),
-                               qd=data.qvel[6:].copy(), last_action=env.last_action[i],
+                               lin_vel_body=vel[3:], command=env.commands[i].numpy(), q=data.qpos[7:].copy(),
+                               qd=data.qvel[6:].copy(), last_action=env.last_action[i].numpy(),
                                gait_phase=clock_phase(int(steps_since_reset[i]), contract))
-            np.testing.assert_allclose(builder.build(inputs), train_obs[i], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(builder.build(inputs), train_obs[i].numpy(), rtol=1e-5, atol=1e-5)
             phases.append(inputs.gait_phase)
             checked += 1
     env.close()

@@ -65,10 +65,11 @@ def test_standing_at_default_pose_keeps_base_height() -> None:
     for _ in range(int(2.0 / C.CTRL_DT)):
         res = env.step(zeros(env))
         assert not res.terminated.any()
-    z = env.sim.qpos[:, 2]
+    qpos, qvel = env.sim.qpos.numpy(), env.sim.qvel.numpy()
+    z = qpos[:, 2]
     assert np.all(z > 0.8 * C.NOMINAL_BASE_HEIGHT) and np.all(z < C.NOMINAL_BASE_HEIGHT + 0.03), z
-    assert np.abs(env.sim.qpos[:, 7:] - C.DEFAULT_JOINT_POS).max() < 0.2
-    assert np.abs(env.sim.qvel).max() < 0.05  # settled, not oscillating
+    assert np.abs(qpos[:, 7:] - C.DEFAULT_JOINT_POS).max() < 0.2
+    assert np.abs(qvel).max() < 0.05  # settled, not oscillating
 
 
 def test_obs_shape_layout_and_finite() -> None:
@@ -104,7 +105,7 @@ def test_upside_down_base_terminates_and_resets() -> None:
     env = make_env(n=2, domain_rand=NO_DR)
     env.reset(0)
     env.sim.qpos[0, 2] = 0.15
-    env.sim.qpos[0, 3:7] = [0.0, 1.0, 0.0, 0.0]  # rolled 180°: on its back
+    env.sim.qpos[0, 3:7] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # rolled 180°: on its back
     res = env.step(zeros(env))
     assert res.terminated.tolist() == [True, False] and not res.truncated.any()
     assert len(res.episode_returns) == 1 and res.episode_lengths == [1]
@@ -121,7 +122,7 @@ def test_push_kicks_the_base() -> None:
         env.reset(0)
         for _ in range(3):
             env.step(zeros(env))
-    speed = [np.linalg.norm(e.sim.qvel[:, :2], axis=1).mean() for e in (pushed, calm)]
+    speed = [float(e.sim.qvel[:, :2].norm(dim=1).mean()) for e in (pushed, calm)]
     assert speed[0] > 0.2 > speed[1], speed
 
 
@@ -146,10 +147,11 @@ def test_dr_samplers_stay_in_range() -> None:
 
 def test_dr_reaches_the_simulation() -> None:
     env = make_env(n=8, domain_rand=DomainRandConfig())
-    dyn = env.sim.dynamics()
-    assert np.allclose(dyn["friction"], env.dr.friction[:, None])
-    assert np.allclose(dyn["mass"], env.sim.nominal_mass + env.dr.added_mass)
-    assert np.allclose(dyn["ipos"], env.sim.nominal_ipos + env.dr.com_offset)
+    dyn = {k: v.numpy() for k, v in env.sim.dynamics().items()}
+    dr = {k: v.numpy() for k, v in vars(env.dr).items()}
+    assert np.allclose(dyn["friction"], dr["friction"][:, None])
+    assert np.allclose(dyn["mass"], env.sim.nominal_mass + dr["added_mass"])
+    assert np.allclose(dyn["ipos"], env.sim.nominal_ipos.numpy() + dr["com_offset"])
     assert np.ptp(dyn["mass"]) > 0.1 and np.ptp(dyn["friction"]) > 0.05
 
 
@@ -160,7 +162,7 @@ def test_weaker_motors_sag_more() -> None:
         env.reset(0)
         for _ in range(50):
             env.step(zeros(env))
-        heights.append(env.sim.qpos[:, 2].mean())
+        heights.append(float(env.sim.qpos[:, 2].mean()))
     assert heights[0] - heights[1] > 0.02, heights
 
 
@@ -169,10 +171,10 @@ def test_latency_delays_the_action() -> None:
     for lat in (0, 2):
         env = make_env(n=2, domain_rand=replace(QUIET_DR, latency_steps=(lat, lat)))
         env.reset(0)
-        q0, steps = env.sim.qpos[:, 7:].copy(), []
+        q0, steps = env.sim.qpos[:, 7:].clone(), []
         for _ in range(3):
             env.step(torch.ones(2, 12))
-            steps.append(np.abs(env.sim.qpos[:, 7:] - q0).max())
+            steps.append(float((env.sim.qpos[:, 7:] - q0).abs().max()))
         moved[lat] = steps
     assert moved[0][0] > 0.03  # the target moved 0.25 rad: joints follow within one policy step
     assert max(moved[2][:2]) < 1e-6 and moved[2][2] > 0.03, moved  # ... two steps later when delayed
@@ -188,7 +190,7 @@ def test_auto_reset_reports_episode_returns() -> None:
     assert res.truncated.all() and not res.terminated.any()
     assert res.episode_lengths == [5] * 4
     assert np.allclose(res.episode_returns, np.sum(rewards, axis=0), atol=1e-5)
-    assert env.ep_len.tolist() == [0] * 4 and np.all(env.ep_ret == 0)
+    assert env.ep_len.tolist() == [0] * 4 and bool((env.ep_ret == 0).all())
     res = env.step(zeros(env))
     assert res.episode_returns == [] and not res.truncated.any()
 

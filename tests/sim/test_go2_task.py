@@ -29,7 +29,7 @@ def standing_reward(cmd: tuple[float, float, float], steps: int = 50) -> float:
     env.reset(0)
     rewards = []
     for i in range(steps):
-        env.commands[:] = cmd
+        env.commands[:] = torch.tensor(cmd)
         res = env.step(torch.zeros(4, 12))
         assert not res.terminated.any()
         if i >= 10:
@@ -102,7 +102,7 @@ def test_gait_gate_takes_the_pay_away_from_trotting_in_place() -> None:
                            joint_pos=np.tile(C.DEFAULT_JOINT_POS, (n, 1)), soft_lower=np.full(12, -9.0),
                            soft_upper=np.full(12, 9.0), default_pos=C.DEFAULT_JOINT_POS, contact=stance,
                            stance=stance, foot_height=0.08 * ~stance)
-    ungated, _ = compute_rewards(in_place, RewardConfig(), C.CTRL_DT)
+    ungated, _ = compute_rewards(in_place, RewardConfig(gait_gate="none"), C.CTRL_DT)
     gated, _ = compute_rewards(in_place, RewardConfig(gait_gate="tracking"), C.CTRL_DT)
     assert ungated.mean() > 0.01 and np.allclose(gated, 0.0)
     walking = replace(in_place, lin_vel=np.tile([0.5, 0.0, 0.0], (n, 1)))

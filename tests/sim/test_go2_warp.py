@@ -1,5 +1,5 @@
-"""MuJoCo Warp backend vs the batched MuJoCo C env, on Warp's CPU device: same actions from the same state
-give the same trajectory, rewards and terminations; selected-env reset; DR per world; zero-copy state.
+"""The one Go2 env on MuJoCo Warp vs on batched MuJoCo C, on Warp's CPU device: same actions from the same
+state give the same trajectory, rewards and terminations; selected-env reset; DR per world; zero-copy state.
 
 The first run compiles Warp kernels (~35 s on 2 cores, cached in ~/.cache/warp); later runs take seconds.
 """
@@ -17,7 +17,6 @@ pytest.importorskip("mujoco_warp", reason="mujoco_warp (the [train] extra) is no
 from sim.go2 import constants as C  # noqa: E402
 from sim.go2.config import DomainRandConfig, Go2EnvConfig, TerminationConfig  # noqa: E402
 from sim.go2.env import Go2VecEnv  # noqa: E402
-from sim.go2.env_warp import Go2WarpEnv  # noqa: E402
 from sim.go2.obs import obs_slices  # noqa: E402
 from som_robot.envs.registry import ROBOT_TASKS, resolve_backend  # noqa: E402
 from som_robot.envs.vec_env import VecEnv  # noqa: E402
@@ -38,15 +37,20 @@ def smooth_actions(n: int, steps: int, seed: int = 0) -> list[torch.Tensor]:
     return out
 
 
-def sync_state(cpu: Go2VecEnv, warp: Go2WarpEnv) -> None:
-    """Give the Warp env the CPU env's spawn state and commands (the two draw from different generators)."""
-    warp.sim.qpos[:] = torch.from_numpy(cpu.sim.qpos)
-    warp.sim.qvel[:] = torch.from_numpy(cpu.sim.qvel)
-    warp.commands[:] = torch.from_numpy(cpu.commands)
+def warp_env(cfg: Go2EnvConfig, num_envs: int = 2, seed: int = 0, **kw: object) -> Go2VecEnv:
+    return Go2VecEnv(cfg, num_envs=num_envs, seed=seed, backend="warp", **kw)  # type: ignore[arg-type]
+
+
+def sync_state(cpu: Go2VecEnv, warp: Go2VecEnv) -> None:
+    """Give the Warp env the CPU env's spawn state and commands (float64 → float32)."""
+    warp.sim.qpos[:] = cpu.sim.qpos
+    warp.sim.qvel[:] = cpu.sim.qvel
+    warp.commands[:] = cpu.commands
 
 
 def test_trajectories_match_the_cpu_backend() -> None:
-    cpu, warp = Go2VecEnv(NO_DR, num_envs=2, seed=0, nthread=1), Go2WarpEnv(NO_DR, num_envs=2, seed=0)
+    cpu, warp = Go2VecEnv(NO_DR, num_envs=2, seed=0, nthread=1), warp_env(NO_DR, num_envs=2, seed=0)
+    assert cpu.backend == "cpu" and type(cpu) is type(warp)  # one env class, two simulators
     assert isinstance(warp, VecEnv) and warp.device == torch.device("cpu")
     cpu.reset(0)
     warp.reset(0)
@@ -54,7 +58,7 @@ def test_trajectories_match_the_cpu_backend() -> None:
     dq = dobs = drew = 0.0
     for a in smooth_actions(2, 50):
         rc, rw = cpu.step(a), warp.step(a)
-        dq = max(dq, float(np.abs(cpu.sim.qpos - warp.sim.qpos.numpy()).max()))
+        dq = max(dq, float((cpu.sim.qpos - warp.sim.qpos.double()).abs().max()))
         dobs = max(dobs, float((rc.obs - rw.obs).abs().max()))
         drew = max(drew, float((rc.reward - rw.reward).abs().max()))
         assert rc.terminated.tolist() == rw.terminated.tolist() and rc.truncated.tolist() == rw.truncated.tolist()
@@ -67,7 +71,7 @@ def test_trajectories_match_the_cpu_backend() -> None:
 
 
 def test_selected_env_reset_and_termination() -> None:
-    env, twin = Go2WarpEnv(NO_DR, num_envs=2, seed=1), Go2WarpEnv(NO_DR, num_envs=2, seed=1)
+    env, twin = warp_env(NO_DR, num_envs=2, seed=1), warp_env(NO_DR, num_envs=2, seed=1)
     for e in (env, twin):
         e.reset(0)
         for _ in range(3):
@@ -90,7 +94,7 @@ def test_selected_env_reset_and_termination() -> None:
 
 
 def test_truncation_reports_episode_returns() -> None:
-    env = Go2WarpEnv(Go2EnvConfig(episode_length_s=0.1, domain_rand=DomainRandConfig(enabled=False)), num_envs=2)
+    env = warp_env(Go2EnvConfig(episode_length_s=0.1, domain_rand=DomainRandConfig(enabled=False)), num_envs=2)
     env.reset(0)
     rewards = [env.step(torch.zeros(2, 12)).reward for _ in range(4)]
     res = env.step(torch.zeros(2, 12))
@@ -100,7 +104,7 @@ def test_truncation_reports_episode_returns() -> None:
 
 
 def test_dr_is_per_world_and_reset_redraws_only_selected() -> None:
-    env = Go2WarpEnv(Go2EnvConfig(), num_envs=4, seed=0)
+    env = warp_env(Go2EnvConfig(), num_envs=4, seed=0)
     dyn = env.sim.dynamics()
     assert torch.allclose(dyn["friction"], env.dr.friction[:, None].expand(-1, 4))
     assert torch.allclose(dyn["mass"], env.sim.nominal_mass + env.dr.added_mass)
@@ -119,7 +123,7 @@ def test_dr_is_per_world_and_reset_redraws_only_selected() -> None:
 
 
 def test_state_is_zero_copy() -> None:
-    env = Go2WarpEnv(NO_DR, num_envs=2)
+    env = warp_env(NO_DR, num_envs=2)
     sim = env.sim
     assert sim.shares_memory()
     assert sim.qpos.data_ptr() == sim.d.qpos.ptr and sim.ctrl.data_ptr() == sim.d.ctrl.ptr
@@ -134,7 +138,7 @@ def test_registry_picks_the_backend() -> None:
     assert task.backend(Go2EnvConfig(), torch.device("cpu")) == "cpu"
     env = task.make_env(Go2EnvConfig(backend="warp", domain_rand=DomainRandConfig(enabled=False)), 2,
                         torch.device("cpu"), 0)
-    assert isinstance(env, Go2WarpEnv) and env.reset().shape == (2, 47)
+    assert isinstance(env, Go2VecEnv) and env.backend == "warp" and env.reset().shape == (2, 47)
     assert task.contract().obs_dim == 47
 
 
@@ -145,7 +149,7 @@ def test_fallen_robot_fits_the_capacities_and_an_overflow_ends_the_episode() -> 
     side = [np.cos(0.8), np.sin(0.8), 0.0, 0.0]  # rolled 1.6 rad
     lying_ok = dataclasses.replace(NO_DR, termination=TerminationConfig(base_contact=False, max_roll=3.2,
                                                                          max_pitch=3.2))  # keep it lying
-    env = Go2WarpEnv(lying_ok, num_envs=2, seed=0, device="cpu")
+    env = warp_env(lying_ok, num_envs=2, seed=0, device="cpu")
     env.reset(0)
     env.sim.qpos[:, 2], env.sim.qpos[:, 3:7] = 0.15, torch.tensor(side)
     for _ in range(5):
@@ -155,7 +159,7 @@ def test_fallen_robot_fits_the_capacities_and_an_overflow_ends_the_episode() -> 
     env.close()
 
     # 14 rows: what the spawn pose (in the air) needs; any ground contact then overflows
-    tiny = Go2WarpEnv(NO_DR, num_envs=2, seed=0, device="cpu", njmax=14)
+    tiny = warp_env(NO_DR, num_envs=2, seed=0, device="cpu", njmax=14)
     tiny.reset(0)
     tiny.sim.qpos[0, 2], tiny.sim.qpos[0, 3:7] = 0.15, torch.tensor(side)
     with pytest.warns(RuntimeWarning, match="buffer overflow"):
