@@ -21,6 +21,9 @@ neither, so `unstable()` flags non-finite or |x| > 1e10 (mjMAXVAL) qpos/qvel/qac
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import mujoco
 import torch
 import warp as wp
@@ -33,6 +36,8 @@ import mujoco_warp as mjw  # noqa: E402  (after the quiet setting)
 from sim.go2 import constants as C  # noqa: E402
 
 __all__ = ["WarpSim", "warp_device"]
+
+_log = logging.getLogger(__name__)
 
 # Randomized per world, plus what set_const derives from them (body_mass/body_ipos feed subtree
 # mass and the invweights that scale constraint regularization).
@@ -98,20 +103,33 @@ class WarpSim:
         self.joint_low = torch.as_tensor(model.jnt_range[1:, 0], **f32)
         self.joint_high = torch.as_tensor(model.jnt_range[1:, 1], **f32)
         self._stream = wp.stream_from_torch(self.device) if self.wp_device.is_cuda else None
-        self._graph = None
+        # Resets go through one persistent mask (torch writes it, Warp reads the same memory), so on CUDA
+        # reset_data + set_const are one captured graph instead of ~300 launches and kernel redefinitions.
+        self._mask = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        self._wp_mask = wp.from_torch(self._mask, dtype=wp.bool)
+        self._graph: object | None = None
+        self._reset_graph: object | None = None
+        self.capture = "none"  # what runs on CUDA: "graphs" (captured) | "launches" (fallback) | "none" (CPU)
         if self.wp_device.is_cuda:
             self._capture()
 
     def _capture(self) -> None:
-        """Compile (one warm-up step), then capture one physics step in a CUDA graph; all worlds are reset
-        afterwards because the warm-up moved them (the owner sets their state next)."""
-        with wp.ScopedDevice(self.wp_device):
-            mjw.step(self.m, self.d)
-            with wp.ScopedCapture(device=self.wp_device) as cap:
-                mjw.step(self.m, self.d)
-        wp.synchronize_device(self.wp_device)
-        self._graph = cap.graph
-        self._reset_mask(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
+        """Compile (one warm-up step), then capture one physics step and one masked reset in CUDA graphs; all
+        worlds are reset afterwards because the warm-up moved them (the owner sets their state next).
+
+        mujoco_warp puts conditional nodes (`capture_while`/`capture_if`) in its graphs, which need a CUDA
+        driver and toolkit >= 12.4: without them it is told to run unconditionally, and if capture fails
+        anyway the sim falls back to plain kernel launches, saying so in one line."""
+        if not wp.is_conditional_graph_supported():
+            self.m.opt.graph_conditional = False
+            _log.warning("CUDA graph conditional nodes need driver and toolkit >= 12.4: mujoco_warp runs its "
+                         "solver and collision loops unconditionally")
+        self._graph = self._try_capture("physics step", lambda: mjw.step(self.m, self.d))
+        self._mask.fill_(True)
+        self._reset_graph = self._try_capture("masked reset", self._reset_body)
+        self.capture = "graphs" if self._graph is not None and self._reset_graph is not None else "launches"
+        self._mask.fill_(True)
+        self._reset_masked()
 
     def _scope(self) -> wp.ScopedStream | wp.ScopedDevice:
         """Run Warp work on torch's current stream (CUDA) so torch ops before and after are ordered."""
@@ -125,15 +143,41 @@ class WarpSim:
             with self._scope():
                 mjw.step(self.m, self.d)
 
-    def _reset_mask(self, mask: torch.Tensor) -> None:
-        with self._scope():
-            mjw.reset_data(self.m, self.d, wp.from_torch(mask.contiguous(), dtype=wp.bool))
+    def _try_capture(self, what: str, body: Callable[[], None]) -> object | None:
+        """Run `body` once (compiles its kernels), then capture it in a CUDA graph; None (plain launches from
+        then on, said in one line) where capture fails."""
+        try:
+            with wp.ScopedDevice(self.wp_device):
+                body()
+                with wp.ScopedCapture(device=self.wp_device) as cap:
+                    body()
+            wp.synchronize_device(self.wp_device)
+            return cap.graph
+        except Exception as e:  # noqa: BLE001  (any capture failure: old driver, unsupported node, ...)
+            _log.warning("CUDA graph capture of the %s failed (%s: %s): MuJoCo Warp runs it with plain kernel "
+                         "launches", what, type(e).__name__, e)
+            return None
+
+    def _reset_body(self) -> None:
+        """reset_data for the worlds in the persistent mask, then the derived per-world constants (set_const
+        recomputes every world: unchanged ones get the same values)."""
+        mjw.reset_data(self.m, self.d, self._wp_mask)
+        if self.batch_dynamics:
+            mjw.set_const(self.m, self.d)
+
+    def _reset_masked(self) -> None:
+        if self._reset_graph is not None:
+            wp.capture_launch(self._reset_graph, stream=self._stream)
+        else:
+            with self._scope():
+                self._reset_body()
 
     def reset(self, ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
-        """Clear worlds `ids` (warm start, contacts, applied forces, time) and set their state; ctrl = 0."""
-        mask = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        mask[ids] = True
-        self._reset_mask(mask)
+        """Clear worlds `ids` (warm start, contacts, applied forces, time) and set their state; ctrl = 0.
+        The derived constants of `set_dynamics` are refreshed here too (one pass for both)."""
+        self._mask.zero_()
+        self._mask[ids] = True
+        self._reset_masked()
         self.qpos[ids] = qpos.to(torch.float32)
         self.qvel[ids] = qvel.to(torch.float32)
         self.ctrl[ids] = 0.0
@@ -146,8 +190,7 @@ class WarpSim:
         self._friction[ids[:, None], self.foot_geoms[None, :], 0] = friction[:, None].to(torch.float32)
         self._mass[ids, self.base] = (self.nominal_mass + added_mass).to(torch.float32)
         self._ipos[ids, self.base] = (self.nominal_ipos + com_offset).to(torch.float32)
-        with self._scope():
-            mjw.set_const(self.m, self.d)
+        # set_const runs in the reset that follows (the env always resets the worlds it re-randomizes)
 
     def dynamics(self, ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The model parameters the worlds actually run with (for tests and logs)."""

@@ -123,9 +123,14 @@ class OffPolicyRunner:
                 sps = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
                 if writer is not None:
                     self._log(writer, metrics | res.log | {"charts/sps": sps}, ep_returns)
+                    post = {}
                     if "tracking/lin_vel_error" in res.log:  # the figure that matters for a joystick task
-                        bar.set_postfix(track=f"{res.log['tracking/lin_vel_error']:.3f}",
-                                        level=f"{res.log.get('curriculum/level', 1.0):.1f}", refresh=False)
+                        post = {"track": f"{res.log['tracking/lin_vel_error']:.3f}",
+                                "level": f"{res.log.get('curriculum/level', 1.0):.2f}"}
+                    if cfg.max_minutes:  # the bar's ETA counts steps; the budget ends the run first
+                        post["budget_left"] = f"{cfg.max_minutes - (time.perf_counter() - t0) / 60:.0f}min"
+                    if post:
+                        bar.set_postfix(post, refresh=False)
                 ep_returns = []
                 if cfg.max_minutes:  # wall-clock budget, decided by rank 0 at a step every rank reaches
                     stop = dist.broadcast_flag(time.perf_counter() - t0 > 60.0 * cfg.max_minutes, self.device)

@@ -14,6 +14,8 @@ import torch
 
 pytest.importorskip("mujoco_warp", reason="mujoco_warp (the [train] extra) is not installed")
 
+import mujoco_warp as mjw  # noqa: E402
+
 from sim.go2 import constants as C  # noqa: E402
 from sim.go2.config import DomainRandConfig, Go2EnvConfig, TerminationConfig  # noqa: E402
 from sim.go2.env import Go2VecEnv  # noqa: E402
@@ -170,3 +172,40 @@ def test_fallen_robot_fits_the_capacities_and_an_overflow_ends_the_episode() -> 
     assert res.terminated[0] and res.log["sim/overflow"] > 0 and tiny.overflow_worlds >= 1
     assert not tiny.sim.overflowed()[0]  # the terminated world was reset
     tiny.close()
+
+
+def test_failed_graph_capture_falls_back_to_plain_launches(caplog: pytest.LogCaptureFixture) -> None:
+    """Where a CUDA graph cannot be captured (on CUDA: a driver without conditional nodes; here a step that
+    raises while being captured stands in), the sim says so in one line and keeps stepping with plain launches."""
+    env = warp_env(NO_DR, num_envs=2)
+    sim, calls = env.sim, []
+
+    def step_that_cannot_be_captured() -> None:
+        calls.append(1)
+        if len(calls) == 2:  # the warm-up call runs, the captured one fails
+            raise RuntimeError("conditional graph nodes unsupported")
+        mjw.step(sim.m, sim.d)
+
+    with caplog.at_level("WARNING", logger="sim.go2.warp_backend"):
+        graph = sim._try_capture("physics step", step_that_cannot_be_captured)
+    assert graph is None and sim._graph is None and len(calls) == 2
+    assert any("capture of the physics step failed" in r.getMessage() for r in caplog.records)
+    env.reset(0)
+    z0 = sim.qpos[:, 2].clone()
+    for _ in range(5):
+        res = env.step(torch.zeros(2, 12))
+    assert torch.isfinite(res.obs).all() and (sim.qpos[:, 2] != z0).all()  # it still steps
+
+
+def test_reset_uses_one_persistent_mask() -> None:
+    """Resets write the mask Warp reads in place (what a captured reset graph replays), so repeated resets of
+    different worlds touch only those worlds."""
+    env = warp_env(Go2EnvConfig(), num_envs=3, seed=0)
+    sim, ptr = env.sim, env.sim._mask.data_ptr()
+    env.reset(0)
+    for _ in range(3):
+        env.step(torch.zeros(3, 12))
+    before = sim.qpos.clone()
+    env._reset_envs(torch.tensor([1]))
+    assert sim._mask.data_ptr() == ptr and sim._mask.tolist() == [False, True, False]
+    assert torch.equal(sim.qpos[[0, 2]], before[[0, 2]]) and not torch.equal(sim.qpos[1], before[1])
