@@ -227,7 +227,8 @@ class Go2Bridge(RobotInterface):
         self._cmd = MotorCommand(np.asarray(cmd.q_des, float).copy(), np.asarray(cmd.qd_des, float).copy(),
                                  np.asarray(cmd.kp, float).copy(), np.asarray(cmd.kd, float).copy(), tau_ff)
 
-    def step(self) -> None:
+    def step(self, nstep: int = 1) -> None:
+        """Send the held command once (the motor drivers hold it for the `nstep` ticks)."""
         if self._pub is None:
             raise RuntimeError("Go2Bridge.start() first")
         if time.monotonic() - self._state_mono > self._state_timeout and not self._cmd.is_damping():

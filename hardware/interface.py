@@ -171,8 +171,9 @@ class RobotInterface(abc.ABC):
         """Replace the held command; it is applied from the next `step()` until replaced."""
 
     @abc.abstractmethod
-    def step(self) -> None:
-        """One tick with the held command (sim: one physics step; hardware: send it to the drivers)."""
+    def step(self, nstep: int = 1) -> None:
+        """`nstep` ticks of `dt` with the held command (sim: physics steps in one call; hardware: send it to the
+        drivers, which hold it)."""
 
     def damp(self, kd: float = DAMPING_KD) -> None:
         """Hold the safe state (kp = 0, damping only) until the next `write()`."""

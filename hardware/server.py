@@ -262,7 +262,8 @@ class _Stop:
         self.signum = 0
 
     def __call__(self, signum: int, _frame: object) -> None:
-        self.flag, self.signum = True, signum
+        if not self.flag:  # the first signal names the stop; a second one during shutdown changes nothing
+            self.flag, self.signum = True, signum
 
 
 def _set_timer_slack(ns: int = 1000) -> None:
@@ -273,10 +274,12 @@ def _set_timer_slack(ns: int = 1000) -> None:
 
 def run_realtime(robot: RobotInterface, lc: Any, pub: SensorPublisher, gate: CommandGate, inbox: collections.deque,
                  stop: _Stop, duration: float, spin_s: float) -> dict[str, float]:
-    """Tick at 1/robot.dt on absolute deadlines; returns loop timing stats."""
+    """One sensor period per tick on absolute deadlines: commands in, `decim` physics steps in one call (in C
+    for the MuJoCo robot, no Python iteration per millisecond), one sensor sample out; returns timing stats
+    (`tick_hz` counts physics ticks, `loop_hz` sensor periods)."""
     fd = lc.fileno()
-    period = robot.dt
-    decim = max(1, round(1.0 / (ch.SENSOR_HZ * period)))
+    decim = max(1, round(1.0 / (ch.SENSOR_HZ * robot.dt)))
+    period = decim * robot.dt
     t0 = time.perf_counter()
     t_end = t0 + duration if duration > 0 else float("inf")
     t_next = t0
@@ -290,10 +293,9 @@ def run_realtime(robot: RobotInterface, lc: Any, pub: SensorPublisher, gate: Com
         while inbox:
             gate.on_message(inbox.popleft(), now)
         gate.check_timeout(now)
-        robot.step()
+        robot.step(decim)
         ticks += 1
-        if ticks % decim == 0:
-            pub.publish(robot.read())
+        pub.publish(robot.read())
         t_next += period
         while True:  # sleep in select (handling commands as they arrive), then spin to the deadline
             rem = t_next - time.perf_counter()
@@ -314,7 +316,8 @@ def run_realtime(robot: RobotInterface, lc: Any, pub: SensorPublisher, gate: Com
                 resyncs += 1
     elapsed = time.perf_counter() - t0
     arr = np.asarray(lates) * 1e6
-    return {"ticks": ticks, "elapsed_s": round(elapsed, 3), "tick_hz": round(ticks / max(elapsed, 1e-9), 1),
+    return {"ticks": ticks * decim, "elapsed_s": round(elapsed, 3),
+            "tick_hz": round(ticks * decim / max(elapsed, 1e-9), 1), "loop_hz": round(ticks / max(elapsed, 1e-9), 1),
             "overruns": overruns, "resyncs": resyncs, "late_us_p50": round(float(np.percentile(arr, 50)), 1)
             if len(arr) else 0.0, "late_us_p99": round(float(np.percentile(arr, 99)), 1) if len(arr) else 0.0,
             "late_us_max": round(late_max * 1e6, 1)}
@@ -354,8 +357,7 @@ def _lockstep_loop(robot: RobotInterface, lc: Any, fd: int, wake_fd: int, decim:
         while inbox:
             sim_t = steps * decim * robot.dt  # the gate's clock in lockstep: sim time (no wall-clock timeout)
             gate.on_message(inbox.popleft(), sim_t)
-            for _ in range(decim):
-                robot.step()
+            robot.step(decim)
             steps += 1
             pub.publish(robot.read())
             last_activity = time.monotonic()

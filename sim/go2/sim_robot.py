@@ -2,6 +2,12 @@
 
 It stands in for the physical robot in `hardware.server`, so the estimator and the controller daemon see
 the same messages (joint state, IMU, foot forces) they would see on hardware, plus ground truth.
+
+The motor drivers' PD law τ = clip(kp(q* − q) + kd(qd* − qd) + τ_ff, ±τ_max) is MuJoCo's own actuator
+model: each actuator is an affine one (force = ctrl − kp·q − kd·qd, with ctrl = kp·q* + kd·qd* + τ_ff and
+the motor limit as its force range), written once per command. So `step(n)` runs n physics steps in C
+(`mj_step(nstep=n)`) without a Python iteration per millisecond, and computes exactly the torque the
+explicit per-step PD would (Euler integration: actuator forces are not made implicit).
 """
 
 from __future__ import annotations
@@ -116,14 +122,15 @@ class MujocoGo2(RobotInterface):
         self._cmd = MotorCommand(*(np.asarray(a, dtype=float).copy() for a in
                                    (cmd.q_des, cmd.qd_des, cmd.kp, cmd.kd, cmd.tau_ff)))
 
-    def step(self) -> None:
+    def step(self, nstep: int = 1) -> None:
+        """`nstep` physics steps with the held PD command, in C."""
         m, d = self._md()
         c = self._cmd
-        tau = c.kp * (c.q_des - d.qpos[7:]) + c.kd * (c.qd_des - d.qvel[6:]) + c.tau_ff
-        np.clip(tau, -self.tau_limit, self.tau_limit, out=tau)
-        self._tau = tau
-        d.ctrl[:] = tau
-        mujoco.mj_step(m, d)
+        m.actuator_biasprm[:, 1] = -c.kp
+        m.actuator_biasprm[:, 2] = -c.kd
+        d.ctrl[:] = c.kp * c.q_des + c.kd * c.qd_des + c.tau_ff
+        mujoco.mj_step(m, d, nstep=nstep)
+        self._tau = d.actuator_force.copy()  # the (clipped) torque of the last physics step
 
     def damp(self, kd: float | None = None) -> None:
         super().damp(self._damping_kd if kd is None else kd)
@@ -152,8 +159,7 @@ class MujocoGo2(RobotInterface):
         if self._init == "lying":
             d.qpos[2] = 0.16 + (Go2EnvConfig().rough.max_height if self._terrain == "rough" else 0.0)
             d.qpos[7:] = LYING_JOINT_POS
-            for _ in range(int(1.0 * SIM_HZ)):  # settle onto the belly, then restart the clock
-                self.step()
+            self.step(int(1.0 * SIM_HZ))  # settle onto the belly, then restart the clock
             d.time = 0.0
             d.qvel[:] = 0.0
         mujoco.mj_forward(m, d)
@@ -172,6 +178,16 @@ class MujocoGo2(RobotInterface):
         m.opt.timestep = 1.0 / SIM_HZ
         assert tuple(m.joint(i).name for i in range(1, m.njnt)) == C.JOINT_NAMES
         assert int(m.actuator_trnid[0, 0]) == 1 and np.allclose(m.actuator_gear[:, 0], 1.0)
+        assert m.opt.integrator == mujoco.mjtIntegrator.mjINT_EULER  # explicit actuator forces, as the PD law
+        # the motor drivers' PD as MuJoCo actuators: force = ctrl + biasprm·(1, q, qd), clipped to the motor limit
+        m.actuator_gaintype[:] = mujoco.mjtGain.mjGAIN_FIXED
+        m.actuator_gainprm[:, :] = 0.0
+        m.actuator_gainprm[:, 0] = 1.0
+        m.actuator_biastype[:] = mujoco.mjtBias.mjBIAS_AFFINE
+        m.actuator_biasprm[:, :] = 0.0
+        m.actuator_ctrllimited[:] = 0
+        m.actuator_forcelimited[:] = 1
+        m.actuator_forcerange[:] = np.stack([-self.tau_limit, self.tau_limit], axis=1)
         self.model, self.data = m, mujoco.MjData(m)
         self._acc = C.sensor_slice(m, "imu_acc")
         self._foot_geom = np.array([m.geom(g).id for g in C.FOOT_GEOMS])

@@ -291,6 +291,7 @@ def test_lockstep_resends_the_waiting_sample_and_sigterm_exits_cleanly(bus_serve
     bus.run(0.2)
     assert max(m.seq for _, m in bus.got[ch.JOINT_STATE]) == 1  # one command, one new sample
     server.p.send_signal(signal.SIGTERM)
+    server.p.wait(timeout=20)  # exits on its own (stop() would otherwise add a SIGINT while it shuts down)
     stats, _ = server.stop()
     assert stats["signal"] == signal.SIGTERM and stats["sensor_periods"] == 1 and stats["resends"] >= 2
 

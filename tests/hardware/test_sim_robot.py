@@ -46,6 +46,31 @@ def test_pd_law_and_torque_clamp(robot: MujocoGo2) -> None:
     assert np.allclose(d.actuator_force, robot.read().tau_est)
 
 
+def test_physics_steps_in_c_equal_the_explicit_per_step_pd() -> None:
+    """`step(n)` runs n physics steps in one mj_step call with the PD law as MuJoCo actuators; the trajectory
+    equals n Python iterations of the explicit law τ = clip(kp(q* − q) + kd(qd* − qd) + τ_ff) → mj_step."""
+    fast, ref = MujocoGo2(imu_noise=ImuNoise.none()), MujocoGo2(imu_noise=ImuNoise.none())
+    for r in (fast, ref):
+        r.start()
+    m, d = ref.model, ref.data
+    m.actuator_biasprm[:] = 0.0  # the reference applies raw torques
+    limits = np.asarray(TORQUE_LIMITS)
+    rng = np.random.default_rng(0)
+    for k in range(40):  # 40 commands x 10 physics steps: stepping, contacts, some clipped torques
+        cmd = MotorCommand(q_des=C.DEFAULT_JOINT_POS + rng.uniform(-0.4, 0.4, 12), qd_des=np.zeros(12),
+                           kp=np.full(12, 40.0 if k % 5 else 300.0), kd=np.full(12, 1.0), tau_ff=rng.uniform(-1, 1, 12))
+        fast.write(cmd)
+        fast.step(10)
+        for _ in range(10):
+            tau = np.clip(cmd.kp * (cmd.q_des - d.qpos[7:]) + cmd.kd * (cmd.qd_des - d.qvel[6:]) + cmd.tau_ff,
+                          -limits, limits)
+            d.ctrl[:] = tau
+            mujoco.mj_step(m, d)
+    assert fast.data.time == pytest.approx(ref.data.time)
+    np.testing.assert_allclose(fast.data.qpos, d.qpos, atol=1e-9)
+    np.testing.assert_allclose(fast.read().tau_est, tau, atol=1e-9)
+
+
 def test_pd_hold_stands_with_feet_loaded(robot: MujocoGo2) -> None:
     robot.reset()
     robot.write(MotorCommand.hold(C.DEFAULT_JOINT_POS, C.KP, C.KD))
