@@ -27,6 +27,7 @@ class RunnerConfig:
     batch_size: int = 256
     buffer_size: int = 1_000_000
     utd: float = 1.0  # gradient updates per env step
+    overlap_env: bool = False  # step the envs in a worker thread while the updates run (uses a second core)
     eval_every: int = 5_000  # env steps between evaluations (0 = only at the end)
     eval_episodes: int = 5
     log_every: int = 1_000  # env steps between scalar logs

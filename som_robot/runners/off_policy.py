@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,9 @@ class OffPolicyRunner:
         next_log, next_eval, next_ckpt = self._next(cfg.log_every), self._next(cfg.eval_every), \
             self._next(cfg.checkpoint_every)
         t0, s0 = time.perf_counter(), self.step
+        # overlap_env: the policy acts, then the env steps in a worker thread while this thread runs the updates
+        # that the previous transitions earned; the new transitions join the buffer after (one step of lag).
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="env") if cfg.overlap_env else None
         bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not (cfg.progress and self.main), unit="step",
                    desc=f"{self.exp.algo}:{cfg.env}", dynamic_ncols=True)
         stop = False
@@ -107,17 +111,20 @@ class OffPolicyRunner:
                 act = uniform_actions(n, self.env.act_dim, self.device, self.gen)
             else:
                 act = self.algo.act(obs, deterministic=False)
-            res = self.env.step(act)
+            can_update = learning and len(self.buffer) >= cfg.batch_size
+            if can_update and pool is not None:  # env physics (GIL released) beside the updates
+                pending = pool.submit(self.env.step, act)
+                metrics = self._updates(n) or metrics
+                res = pending.result()
+            else:
+                res = self.env.step(act)
             self.buffer.add(obs, act, res.reward, res.final_obs, res.terminated)
             obs = res.obs
             self.step += n * self.world
             bar.update(n * self.world)
             ep_returns.extend(res.episode_returns)
-            if learning and len(self.buffer) >= cfg.batch_size:
-                self.update_credit += cfg.utd * n
-                while self.update_credit >= 1.0:
-                    metrics = self.algo.update(self.buffer.sample(cfg.batch_size))
-                    self.update_credit -= 1.0
+            if can_update and pool is None:
+                metrics = self._updates(n) or metrics
             if self.step >= next_log:
                 next_log += cfg.log_every
                 sps = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
@@ -146,6 +153,8 @@ class OffPolicyRunner:
                 if self.main:
                     self.save()
         bar.close()
+        if pool is not None:
+            pool.shutdown()
         summary: dict[str, Any] = {"algo": self.exp.algo, "env": cfg.env, "seed": cfg.seed, "steps": self.step,
                                    "updates": getattr(self.algo, "num_updates", 0), "world_size": self.world}
         if writer is None:  # not rank 0: nothing to evaluate or write
@@ -158,6 +167,15 @@ class OffPolicyRunner:
                     "best_return": max(h["eval_return"] for h in self.history), "wall_s": time.perf_counter() - t0}
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+    def _updates(self, n: int) -> dict[str, Any]:
+        """The gradient updates that `n` new env steps earn at the configured UTD; the last update's metrics."""
+        metrics: dict[str, Any] = {}
+        self.update_credit += self.cfg.utd * n
+        while self.update_credit >= 1.0:
+            metrics = self.algo.update(self.buffer.sample(self.cfg.batch_size))
+            self.update_credit -= 1.0
+        return metrics
 
     def _next(self, every: int) -> int:
         return (self.step // every + 1) * every if every else 1 << 62

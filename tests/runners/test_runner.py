@@ -82,3 +82,22 @@ def test_updates_return_device_tensors_not_host_floats() -> None:
             metrics = agent.update(b)
         assert metrics and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in metrics.values()), name
         assert not any(v.requires_grad for v in metrics.values()), name
+
+
+def test_overlapped_env_stepping_keeps_every_transition_and_update(tmp_path: Path) -> None:
+    """overlap_env: the env steps in a worker thread while the updates run; the counts match the serial loop,
+    every transition reaches the buffer, and the steps after warm-up really ran off the main thread."""
+    import threading
+
+    runner = make_runner("sac", tmp_path / "o", 400, ["runner.overlap_env=true"])
+    threads: set[str] = set()
+    step = runner.env.step
+
+    def spy(act: torch.Tensor):  # noqa: ANN202
+        threads.add(threading.current_thread().name)
+        return step(act)
+
+    runner.env.step = spy  # type: ignore[method-assign]
+    summary = runner.learn()
+    assert summary["steps"] == 400 and summary["updates"] == 300 and len(runner.buffer) == 400
+    assert threading.main_thread().name in threads and any(t.startswith("env") for t in threads)
