@@ -9,20 +9,24 @@
     python -m som_robot.bench gpu --out $OUT                # the CUDA device check (scripts/device_check.sh)
     python -m som_robot.bench walk --policy policies/go2_som.onnx --vx 0.5 [--pushes] [env.terrain=rough]
     python -m som_robot.bench walk --policy policies/go2_som.onnx --table   # the whole walk bar
+    python -m som_robot.bench walk --policy policies/go2_som.onnx --vx 0.5 --video walk.mp4  # + a video of env 0
 
 gym writes results.json (final returns mean ± std over seeds, µs per action at batch 1 on CPU,
 ms per update) and learning_curves.png into --out. quadruped trains SOM on the Go2 joystick task
 (under a wall-clock budget), then walk-tests the exported policy.onnx through ONNX Runtime at a
 0.5 m/s command (mean vx, falls per minute) and writes results.json, learning_curve.png and
-walk_strip.png.
+walk_strip.png and walk.mp4.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # strips and videos render offscreen; must precede mujoco's import
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -66,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     w.add_argument("--pushes", action="store_true", help="keep the training DR's pushes on")
     w.add_argument("--table", action="store_true", help="run the whole walk bar (every command, +pushes)")
     w.add_argument("--seed", type=int, default=123)
+    w.add_argument("--video", type=Path, help="MP4 of env 0 with the command/velocity overlay (rendered after the run)")
     w.add_argument("overrides", nargs="*", help="key=value overrides of the env config, e.g. env.terrain=rough")
     gp = sub.add_parser("gpu", help="the CUDA device check (resumable JSON; --device cpu rehearses it)")
     gp.add_argument("--out", type=Path, default=Path("bench_out/gpu"))
@@ -111,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(json.dumps(table, indent=2))
         else:
             print(json.dumps(walk_test(args.policy, env_cfg, (args.vx, args.vy, args.yaw), args.envs, args.seconds,
-                                       args.pushes, args.seed), indent=2))
+                                       args.pushes, args.seed, video=args.video), indent=2))
         return
     if args.suite == "onnx":
         from som_robot.bench.onnx_latency import onnx_latency
@@ -126,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print((args.out / "walk_table.md").read_text())
         print(json.dumps({"all_pass": res["walk"]["all_pass"],
                           "final_tracking_lin_vel_error": res["final_tracking_lin_vel_error"]}, indent=2))
-        print(f"wrote {args.out / 'results.json'}, learning_curve.png, walk_strip.png")
+        print(f"wrote {args.out / 'results.json'}, learning_curve.png, walk_strip.png, walk.mp4")
         return
     from som_robot.bench.gym import run_gym_bench
 

@@ -3,7 +3,7 @@
 One invocation trains (`configs/quadruped/som.yaml` plus overrides, optionally under a wall-clock
 budget), then drives fresh Go2 envs through ONNX Runtime with the exported `policy.onnx` over the
 walk bar (`bench.walk.BAR`: forward, fast, diagonal back, turning, standing, and again with pushes),
-renders a PNG strip of one env, and plots the learning curve and tracking error.
+renders a PNG strip and an MP4 of one env, and plots the learning curve and tracking error.
 """
 
 from __future__ import annotations
@@ -28,41 +28,36 @@ __all__ = ["run_quadruped_bench", "render_strip", "read_scalars"]
 
 
 def render_strip(policy_path: Path, env_cfg: Any, out: Path, vx: float = 0.5, frames: int = 8,
-                 every: int = 12, seed: int = 7) -> Path:
-    """A PNG strip of one Go2 under the policy (MUJOCO_GL=egl offscreen), one frame every `every` steps."""
+                 every: int = 12, seed: int = 7, video: Path | None = None) -> Path:
+    """A PNG strip of one Go2 under the policy (offscreen), one frame every `every` policy steps; with `video`,
+    also an MP4 of the same rollout with the command/velocity overlay."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import mujoco
 
     from sim.go2.contract import go2_contract
     from sim.go2.env import Go2VecEnv
+    from sim.go2.obs import base_kinematics
+    from sim.go2.render import Frame, Go2Renderer
+    from som_robot.bench.walk import write_walk_video
     from som_robot.policy_runtime import OnnxPolicy
 
     policy = OnnxPolicy(policy_path, expected=go2_contract())
     env = Go2VecEnv(fixed_command_cfg(env_cfg, (vx, 0.0, 0.0), pushes=False), num_envs=1, seed=seed, nthread=1)
-    data = mujoco.MjData(env.model)
-    env.model.vis.headlight.ambient[:] = 0.4  # the scene has no lights of its own
-    env.model.vis.headlight.diffuse[:] = 0.7
-    opt = mujoco.MjvOption()
-    opt.geomgroup[:] = 1  # visual meshes are stripped: draw the collision geoms (group 3)
-    cam = mujoco.MjvCamera()
-    cam.distance, cam.azimuth, cam.elevation = 1.6, 135.0, -20.0
-    images = []
-    with mujoco.Renderer(env.model, 240, 320) as renderer:
-        obs = env.reset(seed=seed).numpy()
-        for i in range(frames * every):
-            obs = env.step(torch.from_numpy(policy(obs[0])[None])).obs.numpy()
-            if i % every == 0:
-                data.qpos[:], data.qvel[:] = env.sim.qpos[0].numpy(), env.sim.qvel[0].numpy()
-                mujoco.mj_forward(env.model, data)
-                cam.lookat[:] = data.qpos[:3]
-                renderer.update_scene(data, cam, opt)
-                images.append(renderer.render().copy())
+    poses = []
+    obs = env.reset(seed=seed).numpy()
+    for _ in range(frames * every):
+        obs = env.step(torch.from_numpy(policy(obs[0])[None])).obs.numpy()
+        _, lin, ang, _ = base_kinematics(env.sim.qpos, env.sim.qvel)
+        poses.append((env.sim.qpos[0].numpy().copy(), np.array([lin[0, 0], lin[0, 1], ang[0, 2]], dtype=float)))
     env.close()
-    strip = np.concatenate(images, axis=1)
-    plt.imsave(out, strip)
+    with Go2Renderer(env_cfg.terrain, 320, 240) as r:
+        images = [r.render(Frame(t=i * env.dt, qpos=q), overlay=False) for i, (q, _) in enumerate(poses)
+                  if i % every == 0]
+    plt.imsave(out, np.concatenate(images, axis=1))
+    if video is not None:
+        write_walk_video(poses, (vx, 0.0, 0.0), video, env.dt, env_cfg.terrain)
     return out
 
 
@@ -99,7 +94,8 @@ def _plot(history: list[dict[str, Any]], scalars: dict[str, list[tuple[int, floa
 
 def run_quadruped_bench(out: Path, steps: int, minutes: float, overrides: Sequence[str] = (),
                         walk_envs: int = 16, walk_seconds: float = 20.0, render: bool = True) -> dict[str, Any]:
-    """Train, walk-test and render; writes results.json, walk_table.md, learning_curve.png and walk_strip.png."""
+    """Train, walk-test and render; writes results.json, walk_table.md, learning_curve.png, walk_strip.png and
+    walk.mp4."""
     out.mkdir(parents=True, exist_ok=True)
     ov = [f"runner.total_steps={steps}", f"runner.max_minutes={minutes}", f"runner.run_dir={out}",
           "runner.run_name=train", *overrides]
@@ -121,6 +117,7 @@ def run_quadruped_bench(out: Path, steps: int, minutes: float, overrides: Sequen
 
     results["onnx_latency_batch1_1thread"] = onnx_latency(policy)
     if render:
-        results["strip"] = str(render_strip(policy, exp.env, out / "walk_strip.png"))
+        results["strip"] = str(render_strip(policy, exp.env, out / "walk_strip.png", video=out / "walk.mp4"))
+        results["video"] = str(out / "walk.mp4")
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results

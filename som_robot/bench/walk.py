@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["BAR", "fixed_command_cfg", "walk_test", "walk_table", "table_markdown", "as_batch_policy"]
+__all__ = ["BAR", "fixed_command_cfg", "walk_test", "walk_table", "table_markdown", "as_batch_policy",
+           "write_walk_video"]
 
 # (name, command, checks): the walk bar on 16 envs x 20 s per command, DR on. A check is
 # (metric, "min" | "max", threshold); `falls_per_minute <= 0.5` applies to every row, with and without pushes.
@@ -79,9 +80,11 @@ def as_batch_policy(policy: Path | BatchPolicy) -> BatchPolicy:
 
 
 def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (0.5, 0.0, 0.0), num_envs: int = 16,
-              seconds: float = 20.0, pushes: bool = False, seed: int = 123) -> dict[str, float]:
+              seconds: float = 20.0, pushes: bool = False, seed: int = 123,
+              video: Path | None = None) -> dict[str, float]:
     """Mean achieved base-frame velocities, tracking errors and falls of `num_envs` Go2s at command `cmd`.
-    `policy`: an exported .onnx, a training checkpoint .pt (deterministic torch act), or a batch callable."""
+    `policy`: an exported .onnx, a training checkpoint .pt (deterministic torch act), or a batch callable.
+    `video`: an MP4 of env 0 with the command/velocity overlay, rendered after the run from its logged poses."""
     from sim.go2.env import Go2VecEnv
     from sim.go2.obs import base_kinematics
 
@@ -91,10 +94,13 @@ def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (
     steps = int(round(seconds / env.dt))
     target = np.asarray(cmd, np.float64)
     vel_sum, speed_sum, lin_err, ang_err, falls = np.zeros(3), 0.0, 0.0, 0.0, 0
+    poses: list[tuple[np.ndarray, np.ndarray]] = []  # env 0's (qpos, velocity) per step, for `video`
     for _ in range(steps):
         res = env.step(torch.as_tensor(act_fn(obs), dtype=torch.float32))
         _, lin_vel, ang_vel, _ = base_kinematics(env.sim.qpos, env.sim.qvel)  # base frame, after the step
         v = torch.cat([lin_vel[:, :2], ang_vel[:, 2:3]], dim=1).double().numpy()
+        if video is not None:
+            poses.append((env.sim.qpos[0].double().numpy().copy(), v[0].copy()))
         vel_sum += v.mean(axis=0)
         speed_sum += float(np.linalg.norm(v[:, :2], axis=1).mean())
         lin_err += float(np.linalg.norm(v[:, :2] - target[:2], axis=1).mean())
@@ -102,12 +108,26 @@ def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (
         falls += int(res.terminated.sum())
         obs = res.obs.numpy()
     env.close()
+    if video is not None:
+        write_walk_video(poses, cmd, video, env.dt, env_cfg.terrain)
     minutes = num_envs * seconds / 60.0
     return {"command": [float(c) for c in cmd], "pushes": pushes, "mean_vx": float(vel_sum[0] / steps),
             "mean_vy": float(vel_sum[1] / steps), "mean_yaw_rate": float(vel_sum[2] / steps),
             "mean_speed_xy": speed_sum / steps,
             "lin_vel_error": lin_err / steps, "ang_vel_error": ang_err / steps, "falls_per_minute": falls / minutes,
             "falls": falls, "env_minutes": minutes}
+
+
+def write_walk_video(poses: Sequence[tuple[np.ndarray, np.ndarray]], cmd: Sequence[float], path: Path,
+                     dt: float, terrain: str, fps: float = 25.0) -> int:
+    """MP4 of logged (qpos, velocity) pairs, one every policy step, resampled to `fps`; returns frames written."""
+    from sim.go2.render import Frame, render_mp4
+
+    every = max(1, round(1.0 / (fps * dt)))
+    c = tuple(float(x) for x in cmd)
+    frames = [Frame(t=i * dt, qpos=q, cmd=c, vel=tuple(float(x) for x in v))  # type: ignore[arg-type]
+              for i, (q, v) in enumerate(poses) if i % every == 0]
+    return render_mp4(frames, path, 1.0 / (every * dt), terrain)
 
 
 def _judge(row: dict[str, Any], checks: Sequence[tuple[str, str, float]]) -> list[str]:

@@ -10,7 +10,7 @@ TINY = ["runner.warmup_steps=200", "runner.eval_every=400", "runner.eval_episode
         "runner.progress=false", "runner.torch_threads=1", "runner.num_envs=8"]
 
 
-def test_quadruped_bench_writes_walk_figures_curves_and_a_strip(tmp_path: Path) -> None:
+def test_quadruped_bench_writes_walk_figures_curves_a_strip_and_a_video(tmp_path: Path) -> None:
     out = tmp_path / "q"
     cmd = [sys.executable, "-m", "som_robot.bench", "quadruped", "--steps", "600", "--minutes", "0", "--out",
            str(out), "--walk-envs", "2", "--walk-seconds", "1", *TINY]
@@ -29,3 +29,6 @@ def test_quadruped_bench_writes_walk_figures_curves_and_a_strip(tmp_path: Path) 
     assert res["onnx_latency_batch1_1thread"]["p99_us"] > 0
     assert (out / "learning_curve.png").stat().st_size > 10_000
     assert (out / "walk_strip.png").stat().st_size > 10_000  # 8 EGL frames of the robot
+    from sim.go2.render import read_mp4
+
+    assert read_mp4(out / "walk.mp4")[:3] == (48, 320, 480)  # the strip's 96 policy steps at 25 fps

@@ -37,6 +37,19 @@ def test_walk_cli_reports_velocities_errors_and_falls_and_takes_env_overrides(tm
     assert bad.returncode != 0 and "terrain" in bad.stderr  # overrides reach the validated env config
 
 
+def test_walk_cli_writes_a_video_of_env_0(tmp_path: Path) -> None:
+    """--video: an MP4 of env 0, rendered offscreen after the run: 1 s at 50 Hz resampled to 25 fps."""
+    from sim.go2.render import read_mp4
+
+    video = tmp_path / "walk.mp4"
+    cmd = [sys.executable, "-m", "som_robot.bench", "walk", "--policy", str(_policy(tmp_path)), "--envs", "2",
+           "--seconds", "1.0", "--video", str(video)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    frames, h, w, fps = read_mp4(video)
+    assert (frames, h, w) == (25, 320, 480) and fps == 25.0
+
+
 def test_update_cli_prints_som_and_sac_costs_side_by_side() -> None:
     proc = subprocess.run([sys.executable, "-m", "som_robot.bench", "update", "--rounds", "1", "--per-round", "2",
                            "--threads", "1"], capture_output=True, text=True, timeout=300)
