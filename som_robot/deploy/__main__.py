@@ -2,12 +2,15 @@
 
     python -m som_robot.deploy --sim --policy runs/.../policy.onnx --duration 20 --cmd 0.5,0,0
     python -m som_robot.deploy --hardware go2 --policy /opt/som/policy.onnx     # physical robot bridge
+    python -m som_robot.deploy --sim --policy policies/go2_som.onnx --viewer --record walk.mp4  # watch, record
 
 Sets up the LCM provider (udpm; on a loopback-only host it adds `239.0.0.0/8 dev lo` when it can
 and says so), starts the robot (MuJoCo Go2 speaking the robot's LCM channels, or the Go2 bridge),
 the state estimator and the controller daemon (auto: stand up, then walk at --cmd), records the
 run with lcm-logger, prints a live status line, and at the end (duration or Ctrl-C) shuts the
 chain down daemon-first and writes report.json, velocity.png and timing.png into --out.
+`--viewer` opens MuJoCo's viewer on the simulated robot in its own process (som_robot.deploy.viewer);
+`--record` renders the run's LCM log to an MP4 after the chain has stopped. Neither touches the loops' timing.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hardware import channels as ch
-from som_robot.deploy.chain import ChainError, ChainSpec, DeployChain
+from som_robot.deploy.chain import ChainError, ChainSpec, ChildProcess, DeployChain
 from som_robot.deploy.monitor import ChainMonitor
 from som_robot.deploy.report import summarize, write_report
 
@@ -46,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lockstep", action="store_true", help="sim steps once per command (deterministic)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--robot-config", type=Path, help="robot YAML for the daemon (default configs/robots/go2.yaml)")
+    p.add_argument("--viewer", action="store_true", help="sim: MuJoCo's viewer on the robot (its own process)")
+    p.add_argument("--record", type=Path, metavar="PATH.mp4",
+                   help="sim: MP4 of the run with command/velocity/mode overlay, rendered from the LCM log after it")
     rt = p.add_mutually_exclusive_group()
     rt.add_argument("--rt", dest="rt", action="store_true", default=None,
                     help="robot loop, estimator and daemon ask for SCHED_FIFO and CPU affinity (default: when root)")
@@ -94,9 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     mon = ChainMonitor(url).start()
     chain = DeployChain(spec)
     code = 0
+    viewer = None
     try:
         chain.start()
         print(f"chain up: robot={spec.hardware}, estimator, daemon; logging LCM to {chain.lcm_log}", flush=True)
+        if args.viewer:
+            viewer = start_viewer(chain, spec)
         t0 = time.monotonic()
         while not args.duration or time.monotonic() - t0 < args.duration:
             dead = [n for n in chain.procs if not chain.alive(n)]
@@ -113,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = 2
     finally:
         codes = chain.stop()
+        if viewer is not None:
+            viewer.stop()
         time.sleep(0.2)
         mon.stop()
     print(file=sys.stderr)
@@ -124,7 +135,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             "estimator")
     print(json.dumps({k: summary.get(k) for k in keys}, indent=2))
     print("wrote " + ", ".join(str(p) for p in paths))
+    if args.record is not None:
+        from som_robot.deploy.video import record_video
+
+        n = record_video(chain.lcm_log, args.record, cmd=spec.cmd)
+        print(f"wrote {args.record} ({n} frames at 30 fps, rendered from {chain.lcm_log})")
     return code
+
+
+def start_viewer(chain: DeployChain, spec: ChainSpec) -> ChildProcess | None:
+    """The live viewer beside the chain (not part of it: its death stops nothing); None when it cannot open."""
+    from som_robot.deploy.viewer import NO_DISPLAY_LINE, display_available
+
+    if not display_available():
+        print(NO_DISPLAY_LINE, flush=True)
+        return None
+    args = ["--url", spec.url, "--cmd", ",".join(f"{c:g}" for c in spec.cmd)]
+    viewer = ChildProcess("viewer", "som_robot.deploy.viewer", args, spec.out / "viewer.log", chain.env)
+    try:
+        viewer.wait_ready(30.0)
+    except ChainError:
+        viewer.stop()
+        said = viewer.log_path.read_text(errors="replace").strip().splitlines()
+        print(said[-1] if said else "viewer: failed to start", flush=True)
+        return None
+    print(f"viewer open (log {viewer.log_path})", flush=True)
+    return viewer
 
 
 if __name__ == "__main__":

@@ -143,10 +143,15 @@ class DeployChain:
                "daemon": ("controllers.daemon", daemon)}
         return {k: (m, k, [*a, *s.extra_args.get(k, ())]) for k, (m, a) in out.items()}
 
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment every chain process runs with (this repo importable, the chain's LCM URL)."""
+        return dict(os.environ, SOM_LCM_URL=self.spec.url, PYTHONPATH=os.pathsep.join(
+            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p))
+
     def start(self) -> None:
         self.spec.out.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, SOM_LCM_URL=self.spec.url, PYTHONPATH=os.pathsep.join(
-            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p))
+        env = self.env
         self.logger = subprocess.Popen([lcm_bin("lcm-logger"), "-q", "-f", f"--lcm-url={self.spec.url}",
                                         str(self.lcm_log)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:

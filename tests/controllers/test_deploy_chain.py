@@ -38,12 +38,18 @@ def policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_deploy_cli_runs_the_chain_and_writes_a_report(policy: Path, tmp_path: Path) -> None:
+    """Also, headless: --viewer says in one line that there is no display and the run goes on; --record renders
+    the run's LCM log to an MP4 afterwards (30 fps over the ground truth's span, 480x320)."""
     out = tmp_path / "deploy"
     cmd = [sys.executable, "-m", "som_robot.deploy", "--sim", "--policy", str(policy), "--duration", "6",
-           "--cmd", "0.3,0,0", "--out", str(out), "--url", lcm_url()]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+           "--cmd", "0.3,0,0", "--out", str(out), "--url", lcm_url(), "--viewer", "--record", str(out / "run.mp4")]
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "multicast route" in res.stdout  # it says which provider it set up
+    from som_robot.deploy.viewer import NO_DISPLAY_LINE
+
+    assert res.stdout.count(NO_DISPLAY_LINE) == 1
     report = json.loads((out / "report.json").read_text())
     assert report["exit_codes"] == {"daemon": 0, "estimator": 0, "robot": 0}
     modes = [m["mode"] for m in report["modes"]]
@@ -63,6 +69,12 @@ def test_deploy_cli_runs_the_chain_and_writes_a_report(policy: Path, tmp_path: P
         counts[event.channel] = counts.get(event.channel, 0) + 1
     for channel in (ch.JOINT_STATE, ch.IMU, ch.STATE_ESTIMATE, ch.JOINT_COMMAND, ch.DAEMON_STATUS, ch.SIM_TRUTH):
         assert counts.get(channel, 0) > 100 or channel == ch.DAEMON_STATUS and counts.get(channel, 0) > 10, counts
+    from sim.go2.render import read_mp4
+
+    truth = [e.timestamp for e in lcm.EventLog(str(out / "run.lcmlog"), "r") if e.channel == ch.SIM_TRUTH]
+    frames, h, w, fps = read_mp4(out / "run.mp4")
+    expect = (truth[-1] - truth[0]) * 1e-6 * 30.0 + 1
+    assert abs(frames - expect) <= 3 and (h, w) == (320, 480) and fps == 30.0, (frames, expect, h, w, fps)
 
 
 class WalkingChain:

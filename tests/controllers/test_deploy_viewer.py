@@ -1,0 +1,84 @@
+"""`som_robot.deploy --sim --viewer` on a virtual display (Xvfb): the window shows the robot and the chain's
+timing does not change with it open (the viewer is its own process, posing its own model from LCM)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from daemon_harness import lcm_url, policy_file
+
+from sim.go2.contract import go2_contract
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("Xvfb is not installed (.ci/run installs Debian's xvfb)")
+    num = 100 + os.getpid() % 400
+    proc = subprocess.Popen([xvfb, f":{num}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sock = Path(f"/tmp/.X11-unix/X{num}")
+    t_end = time.monotonic() + 20
+    while not sock.exists() and time.monotonic() < t_end and proc.poll() is None:
+        time.sleep(0.1)
+    assert sock.exists(), "Xvfb did not start"
+    yield f":{num}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def _deploy(policy: Path, out: Path, env: dict[str, str], viewer: bool) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "som_robot.deploy", "--sim", "--policy", str(policy), "--duration", "8",
+           "--cmd", "0.3,0,0", "--out", str(out), "--url", lcm_url(), *(["--viewer"] if viewer else [])]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _timing(out: Path) -> tuple[float, float]:
+    """The daemon's own p99 period error and sensor→command latency (measured in the RT loop, not by the
+    monitor in the deploy process)."""
+    d = json.loads((out / "report.json").read_text())["daemon"]
+    return d["period_err_us"]["p99"], d["sensor_to_command_latency_us"]["p99"]
+
+
+def test_viewer_shows_the_robot_and_leaves_the_chain_timing_alone(display: str, tmp_path: Path) -> None:
+    from PIL import ImageGrab
+
+    policy = policy_file(tmp_path, go2_contract())
+    headless = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    base = _deploy(policy, tmp_path / "without", headless, viewer=False)
+    assert base.wait(180) == 0, base.stderr.read()[-3000:]
+
+    run = _deploy(policy, tmp_path / "with", headless | {"DISPLAY": display}, viewer=True)
+    log = tmp_path / "with" / "viewer.log"
+    t_end = time.monotonic() + 120
+    while not (log.exists() and "READY" in log.read_text()) and time.monotonic() < t_end and run.poll() is None:
+        time.sleep(0.2)
+    assert log.exists() and "READY" in log.read_text(), run.stderr.read()[-3000:] if run.poll() is not None else ""
+    time.sleep(3.0)  # the robot is up and walking in the window
+    shot = np.asarray(ImageGrab.grab(xdisplay=display).convert("RGB")).astype(int)
+    assert run.wait(180) == 0, run.stderr.read()[-3000:]
+    assert "viewer open" in run.stdout.read()
+
+    window = shot.max(axis=2) > 8  # the root window is black; the viewer's floor is lit grey
+    assert window.mean() > 0.2, window.mean()
+    floor = np.median(shot[window], axis=0)
+    robot = window & (np.abs(shot - floor).max(axis=2) > 25)
+    robot[:110, :260] = False  # the overlay text box (top left of the window, which opens at the origin)
+    assert robot.sum() / window.sum() > 0.005, robot.sum() / window.sum()  # not blank: the robot stands out
+
+    (p_without, l_without), (p_with, l_with) = _timing(tmp_path / "without"), _timing(tmp_path / "with")
+    print(f"period error p99 {p_without:.0f} -> {p_with:.0f} us, latency p99 {l_without:.0f} -> {l_with:.0f} us")
+    assert p_with <= 2 * p_without + 500, (p_without, p_with)  # a viewer that held the loop would add ms stalls
+    assert l_with <= 2 * l_without + 2000, (l_without, l_with)
