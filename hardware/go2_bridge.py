@@ -17,7 +17,7 @@ import numpy as np
 
 from hardware.interface import DAMPING_KD, CommandLimits, MotorCommand, RobotInterface, RobotState, validate_command
 from hardware.interface import GO2_TORQUE_LIMITS as _TAU_MAX
-from sim.go2.constants import JOINT_NAMES, LEGS
+from robots.go2 import JOINT_NAMES, LEGS
 
 __all__ = [
     "POLICY_LEGS",

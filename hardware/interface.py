@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robots import go2
+
 __all__ = [
     "RobotState",
     "MotorCommand",
@@ -103,13 +105,8 @@ class CommandLimits:
         return cls(tuple(GO2_JOINT_LOWER), tuple(GO2_JOINT_UPPER), tuple(GO2_TORQUE_LIMITS), margin)
 
 
-# Go2 joint ranges [rad] (MJCF sim/go2/xmls/go2.xml = configs/robots/go2.yaml joint_limits) and motor torque
-# limits [N m], policy order FL, FR, RL, RR x (hip, thigh, calf). Tests check both copies against the MJCF.
-GO2_JOINT_LOWER = (-1.0472, -1.5708, -2.7227, -1.0472, -1.5708, -2.7227, -1.0472, -0.5236, -2.7227, -1.0472, -0.5236,
-                   -2.7227)
-GO2_JOINT_UPPER = (1.0472, 3.4907, -0.83776, 1.0472, 3.4907, -0.83776, 1.0472, 4.5379, -0.83776, 1.0472, 4.5379,
-                   -0.83776)
-GO2_TORQUE_LIMITS = (23.7, 23.7, 45.43) * 4
+# Go2 joint ranges [rad] and motor torque limits [N m], policy order: the robot facts of `robots.go2`.
+GO2_JOINT_LOWER, GO2_JOINT_UPPER, GO2_TORQUE_LIMITS = go2.JOINT_LOWER, go2.JOINT_UPPER, go2.TORQUE_LIMITS
 
 
 def validate_command(n: int, q_des: object, qd_des: object, kp: object, kd: object, tau_ff: object,

@@ -244,7 +244,7 @@ class CommandGate:
 def build_robot(args: argparse.Namespace) -> RobotInterface:
     """The robot named by --robot; sim imports MuJoCo, go2 the Unitree SDK, each only when chosen."""
     if args.robot == "sim":
-        from sim.go2.sim_robot import ImuNoise, MujocoGo2
+        from hardware.mujoco_robot import ImuNoise, MujocoGo2
 
         gyro, accel, ori = args.imu_noise
         return MujocoGo2(terrain=args.terrain, seed=args.seed, imu_noise=ImuNoise(gyro, accel, ori), init=args.init,

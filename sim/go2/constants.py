@@ -1,8 +1,8 @@
-"""Go2 facts shared by the simulator, the exporter and the onboard controller.
+"""Go2 training constants shared by the simulator, the exporter and the onboard controller.
 
-Kept in one place (and free of MuJoCo imports except in the sensor helpers) so the
-real-robot daemon applies exactly the joint order, default pose, gains and action
-scale the policy was trained with.
+The robot's own facts (joint order, default pose, gains, limits) come from `robots.go2`; this module
+adds the training-side ones (action scale, trot clock, rates, MJCF names). Free of MuJoCo imports
+except in the sensor helpers, so the real-robot daemon applies exactly what the policy was trained with.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from robots.go2 import ACTUATOR_NAMES, DEFAULT_JOINT_POS, JOINT_NAMES, KD, KP, LEGS, NUM_JOINTS
 
 __all__ = [
     "XML_PATH",
@@ -44,20 +46,7 @@ __all__ = [
 
 XML_PATH = Path(__file__).resolve().parent / "xmls" / "go2.xml"
 
-LEGS: tuple[str, ...] = ("FL", "FR", "RL", "RR")
-# MJCF and policy order: per leg hip (abduction), thigh, calf. (The Unitree SDK's motor order is
-# FR, FL, RR, RL: hardware/go2_bridge.py maps between the two.)
-JOINT_NAMES: tuple[str, ...] = tuple(f"{leg}_{part}_joint" for leg in LEGS for part in ("hip", "thigh", "calf"))
-ACTUATOR_NAMES: tuple[str, ...] = tuple(n.removesuffix("_joint") for n in JOINT_NAMES)
-NUM_JOINTS = 12
-
-# The MJCF 'home' keyframe's legs; policy actions are offsets from this pose.
-DEFAULT_JOINT_POS = np.tile(np.array([0.0, 0.9, -1.8]), 4)
-
-# Joint PD gains (N·m/rad, N·m·s/rad). Kp 20 (legged_gym's Go2 value) lets the default pose sag
-# from 0.27 m to ~0.20 m with zero action; 40 holds ~0.24 m while staying compliant.
-KP = 40.0
-KD = 1.0
+# Robot facts (joint order, default pose, gains) live in the bottom layer `robots.go2`; re-exported here.
 # rad per unit action (actions are in [-1, 1]). 0.25 (legged_gym's scale, but there actions are unbounded)
 # gives a box too small to step at 1 m/s; Walk in the Park / Gait in Eight use 0.2-0.4 rad boxes at similar gains.
 ACTION_SCALE = 0.35

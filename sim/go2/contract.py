@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hardware.interface import GO2_TORQUE_LIMITS
+from robots.go2 import TORQUE_LIMITS as GO2_TORQUE_LIMITS
 from sim.go2.constants import (
     ACTION_SCALE,
     CTRL_DT,

@@ -1,7 +1,9 @@
-"""One MuJoCo Go2 behind the hardware interface: a 1 kHz motor-driver PD loop and noisy onboard sensors.
+"""The MuJoCo Go2 as a hardware backend: a 1 kHz motor-driver PD loop and noisy onboard sensors.
 
-It stands in for the physical robot in `hardware.server`, so the estimator and the controller daemon see
-the same messages (joint state, IMU, foot forces) they would see on hardware, plus ground truth.
+It sits beside the Go2 bridge (`hardware.go2_bridge`) behind the same `RobotInterface`, as ros2_control
+treats a simulator as one more hardware interface: `hardware.server --robot sim` runs it, so the
+estimator and the controller daemon see the messages (joint state, IMU, foot forces) they would see on
+hardware, plus ground truth. It reads the scene from `sim.go2.model` and the robot facts from `robots.go2`.
 
 The motor drivers' PD law τ = clip(kp(q* − q) + kd(qd* − qd) + τ_ff, ±τ_max) is MuJoCo's own actuator
 model: each actuator is an affine one (force = ctrl − kp·q − kd·qd, with ctrl = kp·q* + kd·qd* + τ_ff and
@@ -20,9 +22,9 @@ import numpy as np
 
 from hardware.channels import SIM_HZ
 from hardware.interface import DAMPING_KD, MotorCommand, RobotInterface, RobotState
+from robots.go2 import TORQUE_LIMITS
 from sim.go2 import constants as C
 from sim.go2.config import Go2EnvConfig
-from sim.go2.contract import TORQUE_LIMITS
 from sim.go2.model import build_spec
 
 __all__ = ["ImuNoise", "MujocoGo2", "LYING_JOINT_POS"]

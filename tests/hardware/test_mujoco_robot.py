@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from hardware.interface import DAMPING_KD, MotorCommand, validate_command
+from hardware.mujoco_robot import ImuNoise, MujocoGo2
 from sim.go2 import constants as C
 from sim.go2.contract import TORQUE_LIMITS
-from sim.go2.sim_robot import ImuNoise, MujocoGo2
 
 
 @pytest.fixture(scope="module")
