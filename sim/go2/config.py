@@ -119,6 +119,10 @@ class RewardConfig:
     gait_gate: Literal["none", "tracking"] = "tracking"
     soft_dof_pos_limit: float = 0.9  # fraction of the joint range before dof_pos_limits bites
     only_positive: bool = False  # sum: clip the total at 0 (legged_gym's only_positive_rewards)
+    # Subtracted (not × dt) on the step an episode terminates: under the product composition rewards are >= 0,
+    # so without it a fall only costs the little a poor policy would have earned next, and lunging forward into
+    # a fall pays (SOM's gated run: vx 0.3 m/s at 58 falls/min). 0 = off.
+    termination_penalty: float = 0.5
 
     def __post_init__(self) -> None:
         keys, want = set(self.scales), set(DEFAULT_REWARD_SCALES)

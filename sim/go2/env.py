@@ -230,7 +230,7 @@ class Go2VecEnv(JoystickTaskStep):
 
     @property
     def _log_keys(self) -> list[str]:
-        keys = [f"reward/{k}" for k in REWARD_TERMS]
+        keys = [f"reward/{k}" for k in (*REWARD_TERMS, "termination")]
         keys += ["tracking/lin_vel_error", "tracking/ang_vel_error", "env/base_height", "env/terminated",
                  "env/truncated"]
         keys += [f"dr/{k}" for k in vars(self.dr) if k != "com_offset"] + [f"dr/com_offset_{a}" for a in "xyz"]
@@ -241,6 +241,7 @@ class Go2VecEnv(JoystickTaskStep):
         """The log scalars as one device vector, in `_log_keys` order."""
         ft = self.dtype
         err = self.commands - torch.cat([lin_vel[:, :2], ang_vel[:, 2:3]], dim=1)
-        per_env = torch.stack([*(terms[k].to(ft) for k in REWARD_TERMS), torch.linalg.norm(err[:, :2], dim=1),
+        per_env = torch.stack([*(terms[k].to(ft) for k in (*REWARD_TERMS, "termination")),
+                               torch.linalg.norm(err[:, :2], dim=1),
                                err[:, 2].abs(), self.sim.qpos[:, 2], terminated.to(ft), truncated.to(ft)])
         return torch.cat([per_env.mean(dim=1), self._dr_means])

@@ -132,4 +132,8 @@ class JoystickTaskStep:
         if tc.base_contact:
             terminated |= sd[:, self._base_col] > 0
         truncated = (self.ep_len >= self.max_episode_steps) & ~terminated
+        penalty = self.cfg.reward.termination_penalty
+        terms["termination"] = -penalty * terminated
+        if penalty:
+            reward = reward - penalty * terminated
         return reward, terms, terminated, truncated

@@ -93,7 +93,8 @@ def test_reward_terms_match_config_and_are_logged() -> None:
     assert set(REWARD_TERMS) == set(cfg.reward.scales)
     env = make_env(n=2, reward=replace(cfg.reward, composition="sum"))
     res = env.step(zeros(env))
-    assert {k.removeprefix("reward/") for k in res.log if k.startswith("reward/")} == set(cfg.reward.scales)
+    logged = {k.removeprefix("reward/") for k in res.log if k.startswith("reward/")}
+    assert logged == set(cfg.reward.scales) | {"termination"}
     total = sum(v for k, v in res.log.items() if k.startswith("reward/"))
     assert total == pytest.approx(float(res.reward.mean()), abs=1e-6)
     assert {"tracking/lin_vel_error", "dr/friction", "dr/motor_strength", "dr/latency"} <= set(res.log)
@@ -109,6 +110,9 @@ def test_upside_down_base_terminates_and_resets() -> None:
     res = env.step(zeros(env))
     assert res.terminated.tolist() == [True, False] and not res.truncated.any()
     assert len(res.episode_returns) == 1 and res.episode_lengths == [1]
+    pen = env.cfg.reward.termination_penalty
+    assert pen > 0 and float(res.reward[0]) <= -pen + 1e-6 < float(res.reward[1])  # a fall costs the penalty
+    assert res.log["reward/termination"] == pytest.approx(-pen / 2)
     g = obs_slices()["gravity"]
     assert res.final_obs[0, g][2] > 0.9  # gravity points "up" in the flipped base frame
     assert res.obs[0, g][2] < -0.9  # the returned obs is already the reset, upright env
