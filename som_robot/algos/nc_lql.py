@@ -132,7 +132,7 @@ class NCLQL:
         a_next = self.langevin(b.next_obs)
         with torch.no_grad():
             q_next = torch.minimum(*self.critic_targ(b.next_obs, a_next, clean))
-            y = c.reward_scale * b.rew + c.gamma * (1.0 - b.done) * q_next
+            y = c.reward_scale * b.rew + b.discount(c.gamma) * q_next
             q_bar = 0.5 * sum(self.critic(b.obs, b.act, clean))  # pre-update smoothing target
         q1, q2 = self.critic(b.obs, b.act, clean)
         td = (q1 - y).pow(2).mean() + (q2 - y).pow(2).mean()

@@ -114,7 +114,7 @@ class SAC:
         with torch.no_grad():
             a2, logp2 = self.actor(b.next_obs)
             q_next = torch.minimum(*self.critic_targ(b.next_obs, a2)) - alpha * logp2
-            y = c.reward_scale * b.rew + c.gamma * (1.0 - b.done) * q_next
+            y = c.reward_scale * b.rew + b.discount(c.gamma) * q_next
         q1, q2 = self.critic(b.obs, b.act)
         closs = (q1 - y).pow(2).mean() + (q2 - y).pow(2).mean()
         optimizer_step(self.critic_opt, closs)

@@ -279,12 +279,13 @@ class SOM:
         return torch.minimum(q1, q2) if self.cfg.score_critic == "min" else q1
 
     def critic_loss(self, b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Twin TD loss, y = c_r·r + γ(1−d)·min_i Q̄_i(s', a'), a' a one-step sample (or best of N)."""
+        """Twin TD loss, y = c_r·r + γ^m(1−d)·min_i Q̄_i(s', a'), a' a one-step sample (or best of N); m = 1
+        unless the buffer holds n-step returns."""
         c = self.cfg
         with torch.no_grad():
             a_next = self.best_sample(b.next_obs, c.target_candidates, self.critic_targ)
             q_next = torch.minimum(*self.critic_targ(b.next_obs, a_next))
-            y = c.reward_scale * b.rew + c.gamma * (1.0 - b.done) * q_next
+            y = c.reward_scale * b.rew + b.discount(c.gamma) * q_next
         q1, q2 = self.critic(b.obs, b.act)
         loss = (q1 - y).pow(2).mean() + (q2 - y).pow(2).mean()
         return loss, {"losses/critic": loss.detach(), "values/q_mean": q1.mean().detach()}

@@ -28,6 +28,7 @@ class RunnerConfig:
     buffer_size: int = 1_000_000
     utd: float = 1.0  # gradient updates per env step
     overlap_env: bool = False  # step the envs in a worker thread while the updates run (uses a second core)
+    n_step: int = 1  # n-step returns (storage.nstep: folded per env, cut at episode ends, γ^m in the target)
     eval_every: int = 5_000  # env steps between evaluations (0 = only at the end)
     eval_episodes: int = 5
     log_every: int = 1_000  # env steps between scalar logs
@@ -49,6 +50,7 @@ class RunnerConfig:
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.buffer_size >= self.batch_size, "buffer_size", "must be >= batch_size")
         check(self.utd > 0, "utd", f"must be > 0, got {self.utd}")
+        check(self.n_step >= 1, "n_step", f"must be >= 1, got {self.n_step}")
         check(self.eval_episodes >= 1, "eval_episodes", "must be >= 1")
         check(self.max_minutes >= 0, "max_minutes", f"must be >= 0, got {self.max_minutes}")
         check(min(self.eval_every, self.log_every, self.checkpoint_every) >= 0, "eval_every",

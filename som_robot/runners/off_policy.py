@@ -26,7 +26,7 @@ from som_robot.config import dump_yaml
 from som_robot.envs import VecEnv
 from som_robot.envs.factory import env_contract, make_vec_env
 from som_robot.runners.config import ExperimentConfig, RunnerConfig
-from som_robot.storage import ReplayBuffer
+from som_robot.storage import NStepFolder, ReplayBuffer
 
 __all__ = ["OffPolicyRunner", "resolve_device", "make_algo", "evaluate", "run_experiment", "shard_envs"]
 
@@ -102,6 +102,8 @@ class OffPolicyRunner:
         # overlap_env: the policy acts, then the env steps in a worker thread while this thread runs the updates
         # that the previous transitions earned; the new transitions join the buffer after (one step of lag).
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="env") if cfg.overlap_env else None
+        folder = NStepFolder(cfg.n_step, self.exp.params.gamma, n, self.env.obs_dim, self.env.act_dim,
+                             self.device) if cfg.n_step > 1 else None  # pending transitions are not checkpointed
         bar = tqdm(total=cfg.total_steps, initial=self.step, disable=not (cfg.progress and self.main), unit="step",
                    desc=f"{self.exp.algo}:{cfg.env}", dynamic_ncols=True)
         stop = False
@@ -118,7 +120,11 @@ class OffPolicyRunner:
                 res = pending.result()
             else:
                 res = self.env.step(act)
-            self.buffer.add(obs, act, res.reward, res.final_obs, res.terminated)
+            if folder is None:
+                self.buffer.add(obs, act, res.reward, res.final_obs, res.terminated)
+            else:
+                *tr, m = folder.step(obs, act, res.reward, res.final_obs, res.terminated, res.truncated)
+                self.buffer.add(*tr, nstep=m)
             obs = res.obs
             self.step += n * self.world
             bar.update(n * self.world)

@@ -101,3 +101,14 @@ def test_overlapped_env_stepping_keeps_every_transition_and_update(tmp_path: Pat
     summary = runner.learn()
     assert summary["steps"] == 400 and summary["updates"] == 300 and len(runner.buffer) == 400
     assert threading.main_thread().name in threads and any(t.startswith("env") for t in threads)
+
+
+def test_n_step_returns_reach_the_buffer_and_the_update(tmp_path: Path) -> None:
+    """runner.n_step=3: every env step eventually lands as one transition (all but the ≤ n·N still pending),
+    holding 1..3 rewards, and the updates run on them."""
+    runner = make_runner("sac", tmp_path / "n", 400, ["runner.n_step=3"])
+    summary = runner.learn()
+    assert summary["steps"] == 400 and summary["updates"] == 300
+    assert 400 - 3 * 2 <= len(runner.buffer) <= 400
+    m = runner.buffer.nstep[: len(runner.buffer)]
+    assert set(m.unique().tolist()) <= {1.0, 2.0, 3.0} and (m == 3.0).float().mean() > 0.5
