@@ -21,6 +21,11 @@ __all__ = ["compare_runs"]
 TAGS = ("tracking/lin_vel_error", "reward/tracking", "curriculum/level", "env/terminated")
 
 
+def _label(run: Path) -> str:
+    """The run's name; a quadruped bench's training folder is `<out>/train`, so it is named by its bench."""
+    return run.parent.name if run.name == "train" else run.name
+
+
 def _series(run: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -63,13 +68,13 @@ def compare_runs(runs: Sequence[Path], out: Path, thresholds: Sequence[float] = 
             minutes = (wall - t0) / 60.0
             k = max(1, len(v) // 100)
             smooth = np.convolve(v, np.ones(k) / k, mode="valid")
-            ax.plot(minutes[k - 1:], smooth, label=run.name)
+            ax.plot(minutes[k - 1:], smooth, label=_label(run))
             tail = v[int(0.95 * len(v)):] if len(v) > 20 else v
             rec[f"final_{tag}"] = float(np.mean(tail))
             rec["env_steps"], rec["minutes"] = int(steps[-1]), float(minutes[-1])
             if tag == "tracking/lin_vel_error":
                 rec["minutes_to_tracking_error_below"] = {str(t): _first_below(minutes, v, t) for t in thresholds}
-        summary[run.name] = rec
+        summary[_label(run)] = rec
     for ax, tag in zip(axes, TAGS, strict=True):
         ax.set(title=tag, xlabel="wall-clock minutes")
         ax.grid(alpha=0.3)
