@@ -14,12 +14,11 @@ def brute_force(rew: torch.Tensor, term: torch.Tensor, trunc: torch.Tensor, n: i
     out = set()
     for e in range(N):
         for t0 in range(T):
-            ret, m = 0.0, 0
-            for t in range(t0, T):
-                ret += gamma ** m * float(rew[t, e])
-                m += 1
-                if term[t, e] or trunc[t, e] or m == n:
-                    out.add((e, t0, round(ret, 4), m, bool(term[t, e]), t))
+            ret = 0.0
+            for k, t in enumerate(range(t0, T)):
+                ret += gamma ** k * float(rew[t, e])
+                if term[t, e] or trunc[t, e] or k + 1 == n:
+                    out.add((e, t0, round(ret, 4), k + 1, bool(term[t, e]), t))
                     break
     return out
 

@@ -91,6 +91,8 @@ class Go2VecEnv(JoystickTaskStep):
         self._init_curriculum()
         self.overflow_worlds = 0  # worlds whose episode ended on a capacity overflow (see WarpSim.overflowed)
         self._overflow_warned = False
+        # The log scalars (~25 reductions) are built only when asked: the runner sets this on the steps it logs.
+        self.want_log = True
         self._all = torch.arange(n, device=dev)
         self._reset_envs(self._all)
 
@@ -120,8 +122,9 @@ class Go2VecEnv(JoystickTaskStep):
                                                                sim.unstable() | overflow)
         reward = torch.nan_to_num(reward, nan=0.0, posinf=0.0, neginf=0.0)  # a diverged world terminates
         self.ep_ret += reward
-        log_vals = torch.cat([self._log_values(terms, lin_vel, ang_vel, terminated, truncated),
-                              overflow.to(self.dtype).mean()[None]])
+        over = overflow.to(self.dtype).mean()[None]
+        log_vals = torch.cat([self._log_values(terms, lin_vel, ang_vel, terminated, truncated), over]) \
+            if self.want_log else over
         # The one device→host transfer of the step: flags, returns, lengths and log scalars.
         n = self.num_envs
         summary = torch.cat([terminated.to(self.dtype), truncated.to(self.dtype), self.ep_ret,
@@ -129,7 +132,8 @@ class Go2VecEnv(JoystickTaskStep):
         done = np.flatnonzero((summary[:n] > 0) | (summary[n:2 * n] > 0))
         returns = summary[2 * n:3 * n][done].astype(np.float64).tolist()
         lengths = summary[3 * n:4 * n][done].astype(np.int64).tolist()
-        log = dict(zip([*self._log_keys, "sim/overflow"], summary[4 * n:].astype(np.float64).tolist(), strict=True))
+        keys = [*self._log_keys, "sim/overflow"] if self.want_log else ["sim/overflow"]
+        log = dict(zip(keys, summary[4 * n:].astype(np.float64).tolist(), strict=True))
         if log["sim/overflow"] > 0:
             self.overflow_worlds += int(round(log["sim/overflow"] * n))
             if not self._overflow_warned:

@@ -23,7 +23,8 @@ class StepResult:
     truncated: (N,) bool, a time-out (bootstrap from `final_obs`).
     final_obs: (N, obs_dim), the true next observation (equals `obs` where no episode ended).
     episode_returns / episode_lengths: one entry per episode that ended this step.
-    log: scalars to log (reward terms, DR state, tracking error, ...).
+    log: scalars to log (reward terms, DR state, tracking error, ...). An env with a `want_log` attribute
+    may leave it (nearly) empty on steps where `want_log` is False; the runner sets it on the steps it logs.
     """
 
     obs: torch.Tensor

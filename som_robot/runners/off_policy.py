@@ -113,6 +113,8 @@ class OffPolicyRunner:
                 act = uniform_actions(n, self.env.act_dim, self.device, self.gen)
             else:
                 act = self.algo.act(obs, deterministic=False)
+            if hasattr(self.env, "want_log"):  # the env builds its log scalars only for the steps logged
+                self.env.want_log = self.step + n * self.world >= next_log
             can_update = learning and len(self.buffer) >= cfg.batch_size
             if can_update and pool is not None:  # env physics (GIL released) beside the updates
                 pending = pool.submit(self.env.step, act)

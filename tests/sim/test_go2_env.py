@@ -233,3 +233,14 @@ def test_contract_matches_the_model_and_the_env() -> None:
     names = tuple(m.joint(m.actuator_trnid[i, 0]).name for i in range(m.nu))
     assert c.joint_names == names
     assert c.decimation == 10
+
+
+def test_log_scalars_are_built_only_when_asked() -> None:
+    """want_log False (the runner's setting between logged steps): no reward-term reductions, only the
+    overflow count the env needs anyway; the step's physics and rewards are the same."""
+    a, b = make_env(n=2, domain_rand=NO_DR), make_env(n=2, domain_rand=NO_DR)
+    b.want_log = False
+    for _ in range(3):
+        ra, rb = a.step(zeros(a)), b.step(zeros(b))
+    assert "reward/tracking" in ra.log and set(rb.log) == {"sim/overflow", "curriculum/level"}
+    assert torch.equal(ra.reward, rb.reward) and torch.equal(ra.obs, rb.obs)
