@@ -25,7 +25,7 @@ from hardware.interface import DAMPING_KD, MotorCommand, RobotInterface, RobotSt
 from robots.go2 import TORQUE_LIMITS
 from sim.go2 import constants as C
 from sim.go2.config import Go2EnvConfig
-from sim.go2.model import build_spec
+from sim.go2.model import build_spec, make_pd_actuators
 
 __all__ = ["ImuNoise", "MujocoGo2", "LYING_JOINT_POS"]
 
@@ -180,16 +180,8 @@ class MujocoGo2(RobotInterface):
         m.opt.timestep = 1.0 / SIM_HZ
         assert tuple(m.joint(i).name for i in range(1, m.njnt)) == C.JOINT_NAMES
         assert int(m.actuator_trnid[0, 0]) == 1 and np.allclose(m.actuator_gear[:, 0], 1.0)
-        assert m.opt.integrator == mujoco.mjtIntegrator.mjINT_EULER  # explicit actuator forces, as the PD law
-        # the motor drivers' PD as MuJoCo actuators: force = ctrl + biasprm·(1, q, qd), clipped to the motor limit
-        m.actuator_gaintype[:] = mujoco.mjtGain.mjGAIN_FIXED
-        m.actuator_gainprm[:, :] = 0.0
-        m.actuator_gainprm[:, 0] = 1.0
-        m.actuator_biastype[:] = mujoco.mjtBias.mjBIAS_AFFINE
-        m.actuator_biasprm[:, :] = 0.0
-        m.actuator_ctrllimited[:] = 0
-        m.actuator_forcelimited[:] = 1
-        m.actuator_forcerange[:] = np.stack([-self.tau_limit, self.tau_limit], axis=1)
+        make_pd_actuators(m)  # the motor drivers' PD as MuJoCo actuators, clipped to the motor limits
+        assert np.allclose(m.actuator_forcerange[:, 1], self.tau_limit)
         self.model, self.data = m, mujoco.MjData(m)
         self._acc = C.sensor_slice(m, "imu_acc")
         self._foot_geom = np.array([m.geom(g).id for g in C.FOOT_GEOMS])

@@ -41,6 +41,7 @@ class Sim(Protocol):
     qvel: torch.Tensor  # (N, nv) live
     ctrl: torch.Tensor  # (N, nu) live; the env writes PD torques here
     sensordata: torch.Tensor  # (N, nsensordata), lags the state by one physics step
+    actuator_force: torch.Tensor  # (N, nu) the PD torques of the last physics step (lags like sensordata)
     key_qpos: torch.Tensor
     ctrl_low: torch.Tensor
     ctrl_high: torch.Tensor
@@ -53,10 +54,11 @@ class Sim(Protocol):
     njmax: int | None
 
     def reset(self, ids: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None: ...
+    def set_gains(self, ids: torch.Tensor, kp: torch.Tensor, kd: torch.Tensor) -> None: ...
     def set_dynamics(self, ids: torch.Tensor, friction: torch.Tensor, added_mass: torch.Tensor,
                      com_offset: torch.Tensor) -> None: ...
     def dynamics(self, ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]: ...
-    def step(self) -> None: ...
+    def step(self, nstep: int = 1) -> None: ...
     def unstable(self) -> torch.Tensor: ...
     def overflowed(self) -> torch.Tensor: ...
     def close(self) -> None: ...
@@ -101,6 +103,8 @@ class BatchSim:
         with warnings.catch_warnings():  # a derived, read-only field: the env only reads it
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             self.sensordata = t(b.bind("sensordata"))
+            self.actuator_force = t(b.bind("actuator_force"))
+        self._biasprm = b.expand("actuator_biasprm")  # per-env PD gains (model.make_pd_actuators)
         self._friction = b.expand("geom_friction")
         self._mass = b.expand("body_mass")
         self._ipos = b.expand("body_ipos")
@@ -124,6 +128,12 @@ class BatchSim:
         self._mass[ids_np, self.base] = self.nominal_mass + _np(added_mass)
         self._ipos[ids_np, self.base] = self.nominal_ipos.numpy() + _np(com_offset)
         self.batch.set_const(np.sort(ids_np))  # body_mass/body_ipos feed mj_setConst (subtree mass, invweight)
+
+    def set_gains(self, ids: torch.Tensor, kp: torch.Tensor, kd: torch.Tensor) -> None:
+        """PD gains (n, nu) of envs `ids`: the actuators' force is ctrl − kp·q − kd·qd."""
+        ids_np = _np(ids)
+        self._biasprm[ids_np, :, 1] = -_np(kp)
+        self._biasprm[ids_np, :, 2] = -_np(kd)
 
     def dynamics(self, ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The model parameters the envs actually run with (for tests and logs)."""

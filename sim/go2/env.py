@@ -9,17 +9,20 @@ runs exactly what trains on a GPU.
 
 One policy step: clip the (N, 12) actions, delay them per env (latency DR), turn them into joint
 targets default + ACTION_SCALE·a, and run DECIMATION physics steps with the PD law
-τ = s·(Kp(q* − q) − Kd·qd) clipped to the motor limits, recomputed at 500 Hz; the physics loop never
-leaves the sim's device. Per policy step there is exactly one device→host transfer, of a small
-packed summary (terminated/truncated flags, running returns and lengths, and the log scalars),
-because the VecEnv protocol returns episode statistics and the log as Python numbers. Finished
+τ = s·(Kp(q* − q) − Kd·qd) clipped to the motor limits, recomputed at 500 Hz by MuJoCo's own
+actuators (`model.make_pd_actuators`, per-env gains): one sim call per policy step, on its device.
+Per policy step there is exactly one device→host transfer, of a small packed summary (terminated/
+truncated flags, running returns and lengths, the log scalars when asked for), because the VecEnv
+protocol returns episode statistics and the log as Python numbers. Finished
 envs reset in the same call (their pre-reset observation is in `final_obs`); a reset writes DR
 draws and spawn states for just those worlds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -39,6 +42,21 @@ from som_robot.envs.vec_env import StepResult
 __all__ = ["Go2VecEnv", "sample_commands"]  # sample_commands re-exported from sim.go2.task
 
 _F32 = torch.float32
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(device: torch.device) -> Iterator[None]:
+    """The env's CPU tensors are tiny (N × 12): torch's intra-op pool only adds wake-ups, which on a loaded
+    machine made a policy step 1.5x slower at 2 threads (sim.go2.bench: env/raw 0.67 vs 0.86). The physics
+    has its own pool (`nthread`). The setting is process-wide, so it is restored after the step."""
+    prev = torch.get_num_threads() if device.type == "cpu" else 1
+    if prev != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if prev != 1:
+            torch.set_num_threads(prev)
 
 
 class Go2VecEnv(JoystickTaskStep):
@@ -61,7 +79,6 @@ class Go2VecEnv(JoystickTaskStep):
                                  batch_dynamics=dr.enabled, nconmax=nconmax, njmax=njmax)
         sim = self.sim
         self.device = dev = sim.device
-        self._joint_q, self._joint_qd = sim.qpos[:, 7:], sim.qvel[:, 6:]  # live views (the state never moves)
         self.dtype = ft = sim.dtype  # the simulator's float: float64 on MuJoCo C, float32 on Warp
         self.dt = C.CTRL_DT
         self.max_episode_steps = int(round(cfg.episode_length_s / self.dt))
@@ -101,11 +118,16 @@ class Go2VecEnv(JoystickTaskStep):
         """Reset all envs (reseeding the env's generator when `seed` is given)."""
         if seed is not None:
             self.rng = TorchRng(seed, self.device)
-        self._reset_envs(self._all)
-        return self._observe(self._noise()).to(_F32)
+        with _one_cpu_thread(self.device):
+            self._reset_envs(self._all)
+            return self._observe(self._noise()).to(_F32)
 
     def step(self, actions: torch.Tensor) -> StepResult:
         """Apply (N, 12) actions in [-1, 1] for one policy step (DECIMATION physics steps)."""
+        with _one_cpu_thread(self.device):
+            return self._step(actions)
+
+    def _step(self, actions: torch.Tensor) -> StepResult:
         a = actions.detach().to(self.device, self.dtype).clamp(-1.0, 1.0)
         self.action_hist = torch.roll(self.action_hist, 1, dims=1)
         self.action_hist[:, 0] = a
@@ -164,17 +186,13 @@ class Go2VecEnv(JoystickTaskStep):
         return R.sample_obs_noise(self.rng, self.cfg.domain_rand, self.num_envs, self._noise_dims)  # type: ignore[arg-type]
 
     def _physics(self, target: torch.Tensor) -> torch.Tensor:
-        """DECIMATION physics steps of the PD law on the sim's device; returns Σ_j τ² averaged over them."""
-        sim, kp, kd, q, qd = self.sim, self._kp, self._kd, self._joint_q, self._joint_qd
-        kp_target = kp * target
-        tau, tsq = torch.empty_like(kp_target), torch.zeros_like(kp_target)
-        for _ in range(C.DECIMATION):  # in place, 5 ops per physics step: on the CPU each op costs µs
-            torch.addcmul(kp_target, kp, q, value=-1.0, out=tau)
-            tau.addcmul_(kd, qd, value=-1.0).clamp_(sim.ctrl_low, sim.ctrl_high)
-            sim.ctrl.copy_(tau)
-            tsq.addcmul_(tau, tau)
-            sim.step()
-        return tsq.sum(dim=1) / C.DECIMATION
+        """DECIMATION physics steps of the PD law in one sim call (the actuators are the PD, per-env gains set at
+        reset: force = kp·(q* − q) − kd·qd clipped to the motor limits, every physics step); returns Σ_j τ² of
+        the last physics step."""
+        self.sim.ctrl.copy_(self._kp * target)
+        self.sim.step(C.DECIMATION)
+        tau = self.sim.actuator_force
+        return (tau * tau).sum(dim=1)
 
     def _push(self) -> None:
         """Shove envs whose episode step hits the push interval (drawn for all envs, applied by mask)."""
@@ -212,6 +230,7 @@ class Go2VecEnv(JoystickTaskStep):
         strength = self.dr.motor_strength
         self._kp = C.KP * self.dr.kp_scale * strength
         self._kd = C.KD * self.dr.kd_scale * strength
+        sim.set_gains(ids, self._kp[ids], self._kd[ids])
         qpos = sim.key_qpos.repeat(n, 1)
         offset = R.sample_init_joint_offset(self.rng, cfg.domain_rand, n)  # type: ignore[arg-type]
         joints = self._default_pos + torch.as_tensor(offset, dtype=self.dtype, device=self.device)

@@ -71,9 +71,29 @@ def build_spec(cfg: Go2EnvConfig | None = None) -> mujoco.MjSpec:
     return spec
 
 
+def make_pd_actuators(m: mujoco.MjModel) -> None:
+    """Turn the torque motors into the motor drivers' PD law, in place: force = ctrl − kp·q − kd·qd, clipped
+    to the motor limit (the MJCF's ctrlrange becomes the force range), with kp, kd in actuator_biasprm[:, 1:3]
+    (written per env) and ctrl = kp·q* (+ kd·qd* + τ_ff on the robot). MuJoCo then runs the PD at every
+    physics step inside `mj_step(nstep=...)`, with no Python between physics steps; with Euler integration
+    the actuator forces stay explicit, so it is the same law as computing τ before each mj_step."""
+    assert m.opt.integrator == mujoco.mjtIntegrator.mjINT_EULER
+    limits = m.actuator_ctrlrange.copy()
+    m.actuator_gaintype[:] = mujoco.mjtGain.mjGAIN_FIXED
+    m.actuator_gainprm[:, :] = 0.0
+    m.actuator_gainprm[:, 0] = 1.0
+    m.actuator_biastype[:] = mujoco.mjtBias.mjBIAS_AFFINE
+    m.actuator_biasprm[:, :] = 0.0
+    m.actuator_ctrllimited[:] = 0
+    m.actuator_forcelimited[:] = 1
+    m.actuator_forcerange[:] = limits
+
+
 def build_model(cfg: Go2EnvConfig | None = None) -> mujoco.MjModel:
-    """Compiled model; checks the joint/actuator order the rest of the stack assumes."""
+    """Compiled model with PD actuators (`make_pd_actuators`); checks the joint/actuator order the rest of
+    the stack assumes."""
     m = build_spec(cfg).compile()
+    make_pd_actuators(m)
     joints = tuple(m.joint(i).name for i in range(1, m.njnt))
     acts = tuple(m.actuator(i).name for i in range(m.nu))
     assert joints == C.JOINT_NAMES, joints

@@ -42,7 +42,7 @@ _log = logging.getLogger(__name__)
 # Randomized per world, plus what set_const derives from them (body_mass/body_ipos feed subtree
 # mass and the invweights that scale constraint regularization).
 _BATCHED_FIELDS = ("geom_friction", "body_mass", "body_ipos", "body_subtreemass", "body_invweight0",
-                   "dof_invweight0", "actuator_acc0")
+                   "dof_invweight0", "actuator_acc0", "actuator_biasprm")  # biasprm: per-world PD gains
 _MAXVAL = 1e10  # MuJoCo's mjMAXVAL: the bad-qpos/qvel/qacc threshold of mj_checkPos/Vel/Acc
 # Per-world capacities. mujoco_warp's defaults size the Go2 at 48 contacts and 64 constraint rows; a fallen
 # Go2 flailing in MuJoCo C (60 random falls x 400 steps, random torques) reached 31 contacts / 111 rows on the
@@ -88,6 +88,8 @@ class WarpSim:
         t = wp.to_torch
         self.qpos, self.qvel, self.ctrl = t(self.d.qpos), t(self.d.qvel), t(self.d.ctrl)
         self.qacc, self.sensordata = t(self.d.qacc), t(self.d.sensordata)
+        self.actuator_force = t(self.d.actuator_force)
+        self._biasprm = t(self.m.actuator_biasprm)  # (B, nu, 10): per-world PD gains (model.make_pd_actuators)
         self._overflow = t(self.d.overflow)  # (N,) int bitmask per world, cleared by reset
         # (B, ngeom, 3), (B, nbody), (B, nbody, 3) with B = num_envs when batched, else 1 (shared)
         self._friction, self._mass, self._ipos = t(self.m.geom_friction), t(self.m.body_mass), t(self.m.body_ipos)
@@ -135,13 +137,23 @@ class WarpSim:
         """Run Warp work on torch's current stream (CUDA) so torch ops before and after are ordered."""
         return wp.ScopedStream(self._stream) if self._stream is not None else wp.ScopedDevice(self.wp_device)
 
-    def step(self) -> None:
-        """Advance every world by one physics step with the current ctrl."""
+    def step(self, nstep: int = 1) -> None:
+        """Advance every world by `nstep` physics steps with the current ctrl."""
         if self._graph is not None:
-            wp.capture_launch(self._graph, stream=self._stream)
+            for _ in range(nstep):
+                wp.capture_launch(self._graph, stream=self._stream)
         else:
             with self._scope():
-                mjw.step(self.m, self.d)
+                for _ in range(nstep):
+                    mjw.step(self.m, self.d)
+
+    def set_gains(self, ids: torch.Tensor, kp: torch.Tensor, kd: torch.Tensor) -> None:
+        """PD gains (n, nu) of worlds `ids` (with DR off the worlds share one model row: all get kp[0], kd[0])."""
+        if self._biasprm.shape[0] == 1:
+            self._biasprm[0, :, 1], self._biasprm[0, :, 2] = -kp[0].to(torch.float32), -kd[0].to(torch.float32)
+            return
+        self._biasprm[ids, :, 1] = -kp.to(torch.float32)
+        self._biasprm[ids, :, 2] = -kd.to(torch.float32)
 
     def _try_capture(self, what: str, body: Callable[[], None]) -> object | None:
         """Run `body` once (compiles its kernels), then capture it in a CUDA graph; None (plain launches from

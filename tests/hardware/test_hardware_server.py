@@ -341,9 +341,9 @@ def test_targets_outside_the_joint_range_and_excess_feedforward_are_rejected(bus
 
     for bad in (lambda: bus.send(far), big_tau):
         t = time.perf_counter()
-        bus.run(0.25, command=bad)
-        damped = bus.since(ch.JOINT_STATE, t + 0.1)
-        assert len(damped) > 30 and _residual_from_damping(damped) < 0.3
+        bus.run(0.3, command=bad)
+        damped = bus.since(ch.JOINT_STATE, t + 0.15)  # by receive time: a loaded box delivers late, so judge late
+        assert len(damped) > 30 and _residual_from_damping(damped) < 0.3, (len(damped), _residual_from_damping(damped))
         bus.run(0.2, command=lambda: bus.send(_hold()))
     stats, err = server.stop()
     assert stats["rejected"] > 50 and stats["foreign"] == 0
