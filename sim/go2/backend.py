@@ -66,7 +66,7 @@ class Sim(Protocol):
 
 def make_sim(model: mujoco.MjModel, backend: str, num_envs: int, device: str | torch.device = "cpu",
              nthread: int = 0, batch_dynamics: bool = True, nconmax: int | None = None,
-             njmax: int | None = None) -> Sim:
+             njmax: int | None = None, steps_per_call: int = 1) -> Sim:
     """`BatchSim` for backend 'cpu', `WarpSim` for 'warp' (imported only then: MuJoCo Warp is optional)."""
     if backend == "cpu":
         if torch.device(device).type != "cpu":
@@ -75,7 +75,8 @@ def make_sim(model: mujoco.MjModel, backend: str, num_envs: int, device: str | t
     if backend == "warp":
         from sim.go2.warp_backend import WarpSim
 
-        return WarpSim(model, num_envs, device, batch_dynamics=batch_dynamics, nconmax=nconmax, njmax=njmax)
+        return WarpSim(model, num_envs, device, batch_dynamics=batch_dynamics, nconmax=nconmax, njmax=njmax,
+                       steps_per_call=steps_per_call)
     raise ValueError(f"unknown simulator backend {backend!r} (cpu | warp)")
 
 _NO_STAGE = int(mujoco.mjtStage.mjSTAGE_NONE)

@@ -76,7 +76,8 @@ class Go2VecEnv(JoystickTaskStep):
         self.model = build_model(cfg)
         dr = cfg.domain_rand
         self.sim: Sim = make_sim(self.model, self.backend, num_envs, device, nthread=nthread,
-                                 batch_dynamics=dr.enabled, nconmax=nconmax, njmax=njmax)
+                                 batch_dynamics=dr.enabled, nconmax=nconmax, njmax=njmax,
+                                 steps_per_call=C.DECIMATION)  # on CUDA one graph per policy step
         sim = self.sim
         self.device = dev = sim.device
         self.dtype = ft = sim.dtype  # the simulator's float: float64 on MuJoCo C, float32 on Warp

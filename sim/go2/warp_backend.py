@@ -69,8 +69,10 @@ class WarpSim:
     dtype = torch.float32
 
     def __init__(self, model: mujoco.MjModel, num_envs: int, device: str | torch.device = "cpu",
-                 batch_dynamics: bool = True, nconmax: int | None = None, njmax: int | None = None) -> None:
+                 batch_dynamics: bool = True, nconmax: int | None = None, njmax: int | None = None,
+                 steps_per_call: int = 1) -> None:
         self.model, self.num_envs = model, num_envs
+        self.steps_per_call = steps_per_call  # the nstep the owner calls step() with: captured as one graph
         dev = torch.device(device)
         self.wp_device = warp_device(dev)
         self.device = torch.device("cuda", self.wp_device.ordinal) if self.wp_device.is_cuda else dev
@@ -110,6 +112,7 @@ class WarpSim:
         self._mask = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
         self._wp_mask = wp.from_torch(self._mask, dtype=wp.bool)
         self._graph: object | None = None
+        self._graph_n: object | None = None  # steps_per_call physics steps in one graph (a whole policy step)
         self._reset_graph: object | None = None
         self.capture = "none"  # what runs on CUDA: "graphs" (captured) | "launches" (fallback) | "none" (CPU)
         if self.wp_device.is_cuda:
@@ -127,6 +130,12 @@ class WarpSim:
             _log.warning("CUDA graph conditional nodes need driver and toolkit >= 12.4: mujoco_warp runs its "
                          "solver and collision loops unconditionally")
         self._graph = self._try_capture("physics step", lambda: mjw.step(self.m, self.d))
+        if self.steps_per_call > 1 and self._graph is not None:
+            def n_steps() -> None:
+                for _ in range(self.steps_per_call):
+                    mjw.step(self.m, self.d)
+
+            self._graph_n = self._try_capture(f"{self.steps_per_call} physics steps", n_steps)
         self._mask.fill_(True)
         self._reset_graph = self._try_capture("masked reset", self._reset_body)
         self.capture = "graphs" if self._graph is not None and self._reset_graph is not None else "launches"
@@ -139,7 +148,9 @@ class WarpSim:
 
     def step(self, nstep: int = 1) -> None:
         """Advance every world by `nstep` physics steps with the current ctrl."""
-        if self._graph is not None:
+        if self._graph_n is not None and nstep == self.steps_per_call:
+            wp.capture_launch(self._graph_n, stream=self._stream)  # the whole policy step: one launch
+        elif self._graph is not None:
             for _ in range(nstep):
                 wp.capture_launch(self._graph, stream=self._stream)
         else:
@@ -229,5 +240,5 @@ class WarpSim:
         return all(t.data_ptr() == a.ptr for t, a in pairs)
 
     def close(self) -> None:
-        self._graph = None
+        self._graph = self._graph_n = self._reset_graph = None
 

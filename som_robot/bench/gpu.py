@@ -47,7 +47,7 @@ def env_throughput(worlds: Sequence[int], device: torch.device, steps: int = 50)
         _sync(env.device)
         dt = time.perf_counter() - t0
         out[str(n)] = {"env_steps_per_s": n * steps / dt, "physics_steps_per_s": 10 * n * steps / dt,
-                       "overflow_worlds": env.overflow_worlds}
+                       "overflow_worlds": env.overflow_worlds, "capture": getattr(env.sim, "capture", "none")}
         env.close()
     return out
 
