@@ -116,13 +116,13 @@ class RewardConfig:
     moving_threshold: float = 0.1  # |cmd| (xy norm or |yaw|) above which the gait terms follow the clock
     # "tracking": the gait terms (feet_air_time, gait_contact, swing_height) are multiplied by the tracking
     # kernel, so trotting in place under a moving command earns nothing either (SOM's run found that optimum)
-    gait_gate: Literal["none", "tracking"] = "tracking"
+    gait_gate: Literal["none", "tracking"] = "none"
     soft_dof_pos_limit: float = 0.9  # fraction of the joint range before dof_pos_limits bites
     only_positive: bool = False  # sum: clip the total at 0 (legged_gym's only_positive_rewards)
     # Subtracted (not × dt) on the step an episode terminates: under the product composition rewards are >= 0,
     # so without it a fall only costs the little a poor policy would have earned next, and lunging forward into
     # a fall pays (SOM's gated run: vx 0.3 m/s at 58 falls/min). 0 = off.
-    termination_penalty: float = 0.5
+    termination_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         keys, want = set(self.scales), set(DEFAULT_REWARD_SCALES)

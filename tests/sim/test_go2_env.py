@@ -103,7 +103,7 @@ def test_reward_terms_match_config_and_are_logged() -> None:
 
 
 def test_upside_down_base_terminates_and_resets() -> None:
-    env = make_env(n=2, domain_rand=NO_DR)
+    env = make_env(n=2, domain_rand=NO_DR, reward=replace(RewardConfig(), termination_penalty=0.5))
     env.reset(0)
     env.sim.qpos[0, 2] = 0.15
     env.sim.qpos[0, 3:7] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # rolled 180°: on its back
