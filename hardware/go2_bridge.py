@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from hardware.interface import DAMPING_KD, CommandLimits, MotorCommand, RobotInterface, RobotState, validate_command
-from hardware.interface import GO2_TORQUE_LIMITS as _TAU_MAX
 from robots.go2 import JOINT_NAMES, LEGS
+from robots.go2 import TORQUE_LIMITS as _TAU_MAX
 
 __all__ = [
     "POLICY_LEGS",

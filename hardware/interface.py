@@ -102,11 +102,9 @@ class CommandLimits:
     @classmethod
     def go2(cls, margin: float = 0.1) -> CommandLimits:
         """The Go2's MJCF joint ranges and motor limits (the robot facts the policy contract also carries)."""
-        return cls(tuple(GO2_JOINT_LOWER), tuple(GO2_JOINT_UPPER), tuple(GO2_TORQUE_LIMITS), margin)
+        return cls(go2.JOINT_LOWER, go2.JOINT_UPPER, go2.TORQUE_LIMITS, margin)
 
 
-# Go2 joint ranges [rad] and motor torque limits [N m], policy order: the robot facts of `robots.go2`.
-GO2_JOINT_LOWER, GO2_JOINT_UPPER, GO2_TORQUE_LIMITS = go2.JOINT_LOWER, go2.JOINT_UPPER, go2.TORQUE_LIMITS
 
 
 def validate_command(n: int, q_des: object, qd_des: object, kp: object, kd: object, tau_ff: object,

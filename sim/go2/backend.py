@@ -2,15 +2,15 @@
 
 `Sim` is what `sim.go2.env.Go2VecEnv` needs from a simulator: N worlds of one model whose
 state (`qpos`, `qvel`, `ctrl`, `sensordata`) is handed out as live torch tensors, per-world
-dynamics (foot friction, base mass, base CoM), masked reset, one physics step, and flags for
+dynamics (foot friction, base mass, base CoM) and PD gains, masked reset, n physics steps, and flags for
 diverged or overflowed worlds. Two implementations: `BatchSim` here (MuJoCo C on
 `mujoco.batch.Batch`'s thread pool, float64) and `sim.go2.warp_backend.WarpSim` (MuJoCo Warp on
 CUDA or Warp's CPU device, float32). Because the env is written once against this protocol,
 CPU tests exercise the code that runs on CUDA.
 
 In `BatchSim` the batch keeps each simulation's state as a row; `qpos`, `qvel`, `ctrl` and
-`sensordata` are `torch.from_numpy` views of those rows (same memory, no copies), so the env
-computes PD torques for all envs with one torch expression per physics step. Friction, base mass
+`sensordata` are `torch.from_numpy` views of those rows (same memory, no copies), so the env's torch
+code reads the state and writes the actuator inputs in place. Friction, base mass
 and base CoM are expanded to per-simulation model fields, so domain randomization of the model
 is per env without N MjModel copies. `sensordata` is a derived field: after `step()` it describes
 the state before the last physics step (as with mj_step), i.e. it lags the state by SIM_DT.
@@ -39,12 +39,10 @@ class Sim(Protocol):
     dtype: torch.dtype
     qpos: torch.Tensor  # (N, nq) live
     qvel: torch.Tensor  # (N, nv) live
-    ctrl: torch.Tensor  # (N, nu) live; the env writes PD torques here
+    ctrl: torch.Tensor  # (N, nu) live; the env writes kp·q* here (the actuators are the PD law)
     sensordata: torch.Tensor  # (N, nsensordata), lags the state by one physics step
     actuator_force: torch.Tensor  # (N, nu) the PD torques of the last physics step (lags like sensordata)
     key_qpos: torch.Tensor
-    ctrl_low: torch.Tensor
-    ctrl_high: torch.Tensor
     joint_low: torch.Tensor
     joint_high: torch.Tensor
     nominal_friction: float
@@ -115,8 +113,6 @@ class BatchSim:
         self.nominal_mass = float(model.body_mass[self.base])
         self.nominal_ipos = t(model.body_ipos[self.base].copy())
         self.key_qpos = t(model.key("home").qpos.copy())
-        self.ctrl_low = t(model.actuator_ctrlrange[:, 0].copy())
-        self.ctrl_high = t(model.actuator_ctrlrange[:, 1].copy())
         self.joint_low = t(model.jnt_range[1:, 0].copy())
         self.joint_high = t(model.jnt_range[1:, 1].copy())
         self._no_overflow = torch.zeros(num_envs, dtype=torch.bool)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from robots.go2 import TORQUE_LIMITS as GO2_TORQUE_LIMITS
+from robots.go2 import TORQUE_LIMITS  # re-exported: the contract's motor limits
 from sim.go2.constants import (
     ACTION_SCALE,
     CTRL_DT,
@@ -18,9 +18,6 @@ from sim.go2.obs import OBS_LAYOUT
 from som_robot.contract import PolicyContract
 
 __all__ = ["go2_contract", "TORQUE_LIMITS"]
-
-# Motor limits of the MJCF actuators (N·m): hip, thigh, calf per leg (one copy, beside the command limits).
-TORQUE_LIMITS: tuple[float, ...] = GO2_TORQUE_LIMITS
 
 
 def go2_contract() -> PolicyContract:

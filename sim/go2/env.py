@@ -42,6 +42,7 @@ from som_robot.envs.vec_env import StepResult
 __all__ = ["Go2VecEnv", "sample_commands"]  # sample_commands re-exported from sim.go2.task
 
 _F32 = torch.float32
+_LOGGED_TERMS = (*REWARD_TERMS, "termination")  # the task's terms plus the fall penalty (task._task_step)
 
 
 @contextlib.contextmanager
@@ -111,6 +112,7 @@ class Go2VecEnv(JoystickTaskStep):
         self._overflow_warned = False
         # The log scalars (~25 reductions) are built only when asked: the runner sets this on the steps it logs.
         self.want_log = True
+        self._log_keys = self._make_log_keys()
         self._all = torch.arange(n, device=dev)
         self._reset_envs(self._all)
 
@@ -155,7 +157,7 @@ class Go2VecEnv(JoystickTaskStep):
         done = np.flatnonzero((summary[:n] > 0) | (summary[n:2 * n] > 0))
         returns = summary[2 * n:3 * n][done].astype(np.float64).tolist()
         lengths = summary[3 * n:4 * n][done].astype(np.int64).tolist()
-        keys = [*self._log_keys, "sim/overflow"] if self.want_log else ["sim/overflow"]
+        keys = self._log_keys if self.want_log else ["sim/overflow"]
         log = dict(zip(keys, summary[4 * n:].astype(np.float64).tolist(), strict=True))
         if log["sim/overflow"] > 0:
             self.overflow_worlds += int(round(log["sim/overflow"] * n))
@@ -252,20 +254,20 @@ class Go2VecEnv(JoystickTaskStep):
         self._dr_means = torch.cat([torch.stack([v.to(self.dtype).mean() for k, v in dr.items() if k != "com_offset"]),
                                     self.dr.com_offset.mean(dim=0)])
 
-    @property
-    def _log_keys(self) -> list[str]:
-        keys = [f"reward/{k}" for k in (*REWARD_TERMS, "termination")]
+    def _make_log_keys(self) -> list[str]:
+        """Names of `_log_values`, in order, then sim/overflow (fixed for the env's life: built once)."""
+        keys = [f"reward/{k}" for k in _LOGGED_TERMS]
         keys += ["tracking/lin_vel_error", "tracking/ang_vel_error", "env/base_height", "env/terminated",
                  "env/truncated"]
         keys += [f"dr/{k}" for k in vars(self.dr) if k != "com_offset"] + [f"dr/com_offset_{a}" for a in "xyz"]
-        return keys
+        return [*keys, "sim/overflow"]
 
     def _log_values(self, terms: dict[str, torch.Tensor], lin_vel: torch.Tensor, ang_vel: torch.Tensor,
                     terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
         """The log scalars as one device vector, in `_log_keys` order."""
         ft = self.dtype
         err = self.commands - torch.cat([lin_vel[:, :2], ang_vel[:, 2:3]], dim=1)
-        per_env = torch.stack([*(terms[k].to(ft) for k in (*REWARD_TERMS, "termination")),
+        per_env = torch.stack([*(terms[k].to(ft) for k in _LOGGED_TERMS),
                                torch.linalg.norm(err[:, :2], dim=1),
                                err[:, 2].abs(), self.sim.qpos[:, 2], terminated.to(ft), truncated.to(ft)])
         return torch.cat([per_env.mean(dim=1), self._dr_means])

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Frame", "overlay_lines", "Go2Renderer", "write_mp4", "read_mp4", "render_mp4", "follow_camera"]
+__all__ = ["Frame", "overlay_lines", "Go2Renderer", "write_mp4", "read_mp4", "render_mp4", "follow_camera",
+           "light_scene", "show_collision_geoms"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,17 @@ def follow_camera(cam: object, base_pos: np.ndarray, distance: float = 1.6, azim
     cam.lookat[:] = base_pos  # type: ignore[attr-defined]
 
 
+def light_scene(model: object) -> None:
+    """The scene has no lights of its own: a brighter headlight, as the strip, the videos and the viewer use."""
+    model.vis.headlight.ambient[:] = 0.4  # type: ignore[attr-defined]
+    model.vis.headlight.diffuse[:] = 0.7  # type: ignore[attr-defined]
+
+
+def show_collision_geoms(opt: object) -> None:
+    """Visual meshes are stripped from the model: draw the collision geoms (group 3) as the robot's look."""
+    opt.geomgroup[:] = 1  # type: ignore[attr-defined]
+
+
 class Go2Renderer:
     """Offscreen frames of the Go2 scene (flat or rough, as trained) with the overlay drawn in."""
 
@@ -60,14 +72,13 @@ class Go2Renderer:
 
         self._mj = mujoco
         self.model = build_model(Go2EnvConfig(terrain=terrain))  # type: ignore[arg-type]
-        self.model.vis.headlight.ambient[:] = 0.4  # the scene has no lights of its own
-        self.model.vis.headlight.diffuse[:] = 0.7
+        light_scene(self.model)
         self.model.vis.global_.offwidth = max(int(self.model.vis.global_.offwidth), width)
         self.model.vis.global_.offheight = max(int(self.model.vis.global_.offheight), height)
         self.data = mujoco.MjData(self.model)
         self.width, self.height = width, height
         self.opt = mujoco.MjvOption()
-        self.opt.geomgroup[:] = 1  # visual meshes are stripped: draw the collision geoms (group 3)
+        show_collision_geoms(self.opt)
         self.cam = mujoco.MjvCamera()
         self._renderer = mujoco.Renderer(self.model, height, width)
 

@@ -102,8 +102,6 @@ class WarpSim:
         f32 = {"dtype": torch.float32, "device": self.device}
         self.nominal_ipos = torch.as_tensor(model.body_ipos[self.base], **f32)
         self.key_qpos = torch.as_tensor(model.key("home").qpos, **f32)
-        self.ctrl_low = torch.as_tensor(model.actuator_ctrlrange[:, 0], **f32)
-        self.ctrl_high = torch.as_tensor(model.actuator_ctrlrange[:, 1], **f32)
         self.joint_low = torch.as_tensor(model.jnt_range[1:, 0], **f32)
         self.joint_high = torch.as_tensor(model.jnt_range[1:, 1], **f32)
         self._stream = wp.stream_from_torch(self.device) if self.wp_device.is_cuda else None
@@ -139,8 +137,7 @@ class WarpSim:
         self._mask.fill_(True)
         self._reset_graph = self._try_capture("masked reset", self._reset_body)
         self.capture = "graphs" if self._graph is not None and self._reset_graph is not None else "launches"
-        self._mask.fill_(True)
-        self._reset_masked()
+        self._reset_masked()  # the mask still selects every world
 
     def _scope(self) -> wp.ScopedStream | wp.ScopedDevice:
         """Run Warp work on torch's current stream (CUDA) so torch ops before and after are ordered."""

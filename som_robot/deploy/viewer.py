@@ -54,12 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from sim.go2.config import Go2EnvConfig
     from sim.go2.model import build_model
-    from sim.go2.render import follow_camera, overlay_lines
+    from sim.go2.render import follow_camera, light_scene, overlay_lines, show_collision_geoms
     from som_robot.deploy.video import FrameTracker
 
     model = build_model(Go2EnvConfig(terrain=args.terrain))
-    model.vis.headlight.ambient[:] = 0.4
-    model.vis.headlight.diffuse[:] = 0.7
+    light_scene(model)
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     tracker = FrameTracker(args.cmd)
@@ -90,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if f is None:
                 continue
             with viewer.lock():
-                viewer.opt.geomgroup[:] = 1  # the collision geoms are the robot's look (visual meshes stripped)
+                show_collision_geoms(viewer.opt)  # set under the lock: the viewer's UI owns opt between syncs
                 data.qpos[:] = f.qpos
                 mujoco.mj_kinematics(model, data)
                 follow_camera(viewer.cam, data.qpos[:3])
