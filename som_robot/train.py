@@ -45,7 +45,7 @@ def _wants_cuda(device: str | None) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    from som_robot.runners import load_experiment, run_experiment
+    from som_robot.experiment import load_experiment, run_experiment
 
     overrides = list(args.overrides)
     for flag, key in ((args.steps, "runner.total_steps"), (args.seed, "runner.seed"), (args.device, "runner.device"),

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from som_robot.config import ConfigError
-from som_robot.runners.config import CONFIG_DIR, load_experiment
+from som_robot.experiment import load_experiment
+from som_robot.runners.config import CONFIG_DIR
 
 EXPERIMENTS = sorted(p for p in CONFIG_DIR.rglob("*.yaml") if p.parent.name in ("gym", "smoke"))
 
@@ -57,7 +58,7 @@ def test_unknown_algo_and_top_level_key(tmp_path: Path) -> None:
 
 
 def test_gpu_config_chains_on_the_cpu_config_and_cuda_picks_it() -> None:
-    from som_robot.runners import load_experiment
+    from som_robot.experiment import load_experiment
     from som_robot.train import _wants_cuda
 
     cpu, gpu = load_experiment("quadruped/som.yaml"), load_experiment("quadruped/som_gpu.yaml")

@@ -68,3 +68,19 @@ def test_robot_facts_are_one_copy_that_the_mjcf_agrees_with() -> None:
     np.testing.assert_allclose(m.jnt_range[1:, 0], go2.JOINT_LOWER, atol=1e-4)
     np.testing.assert_allclose(m.jnt_range[1:, 1], go2.JOINT_UPPER, atol=1e-4)
     np.testing.assert_allclose(m.actuator_ctrlrange[:, 1], go2.TORQUE_LIMITS)
+
+
+def test_the_runner_knows_no_robot_task() -> None:
+    """The catalogue is wired in by the composition root (som_robot.experiment): runner, its config loader
+    and the env factory import nothing of sim, and without the catalogue a robot task's env section is
+    an error rather than a silent Gymnasium lookup."""
+    import pytest
+
+    from som_robot.config import ConfigError
+    from som_robot.runners.config import load_experiment
+
+    for sub in ("runners", "envs", "algos", "storage", "nn"):
+        for f in sorted((ROOT / "som_robot" / sub).rglob("*.py")):
+            assert "sim" not in _imports(f), str(f.relative_to(ROOT))
+    with pytest.raises(ConfigError, match="only robot tasks"):
+        load_experiment("quadruped/som.yaml")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from som_robot.runners import load_experiment, run_experiment
+from som_robot.experiment import load_experiment, run_experiment
 
 
 @pytest.mark.slow

@@ -14,8 +14,8 @@ import torch
 
 from sim.go2.contract import go2_contract
 from sim.go2.env import Go2VecEnv
+from som_robot.experiment import load_experiment
 from som_robot.policy_runtime import OnnxPolicy
-from som_robot.runners import load_experiment
 
 TINY = ["runner.warmup_steps=200", "runner.eval_every=400", "runner.eval_episodes=2", "runner.batch_size=64",
         "runner.log_every=200", "params.num_proposals=4", "params.hidden=[64, 64]", "env.episode_length_s=1.0",

@@ -139,15 +139,30 @@ def _normalise_q(q: torch.Tensor, mode: str) -> torch.Tensor:
     return (q - mean) / (std + 1e-6)
 
 
+def _ndtr(x: torch.Tensor) -> torch.Tensor:
+    """Φ(x) = ½·erfc(−x/√2): keeps relative precision for x ≪ 0 (torch's float32 ndtr returns 0 at −6)."""
+    return 0.5 * torch.special.erfc(-x * 0.7071067811865476)
+
+
 def truncated_normal(mean: torch.Tensor, std: torch.Tensor, lo: float, hi: float,
                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-coordinate N(mean, std²) restricted to [lo, hi], by inverse CDF in float64."""
-    m, s = mean.double(), std.double().expand_as(mean)
-    a, b = torch.special.ndtr((lo - m) / s), torch.special.ndtr((hi - m) / s)
-    u = a + (b - a) * torch.rand(m.shape, dtype=torch.float64, device=m.device, generator=generator)
-    eps = torch.finfo(torch.float64).tiny
-    x = m + s * torch.special.ndtri(u.clamp(eps, 1.0 - 1e-16))
-    return x.clamp(lo, hi).to(mean.dtype)
+    """Per-coordinate N(mean, std²) restricted to [lo, hi], by inverse CDF in the input's dtype.
+
+    A coordinate whose mean lies below the box is drawn reflected (x → −x), so the box always sits on the
+    side where the normal CDF is small: Φ(β) − Φ(α) of two values near 1 would cancel in float32, but Φ
+    of large negative arguments, through erfc, keeps its relative precision. No float64, which GPUs run at a fraction
+    of float32 speed.
+    """
+    s = std.expand_as(mean)
+    flip = (lo + hi) > 2 * mean  # box centre above the mean: reflect
+    m = torch.where(flip, -mean, mean)
+    lo_r, hi_r = torch.where(flip, -hi, lo), torch.where(flip, -lo, hi)
+    a, b = _ndtr((lo_r - m) / s), _ndtr((hi_r - m) / s)
+    u = a + (b - a) * torch.rand(m.shape, dtype=m.dtype, device=m.device, generator=generator)
+    fi = torch.finfo(m.dtype)
+    x = m + s * torch.special.ndtri(u.clamp(fi.tiny, 1.0 - fi.eps))
+    x = torch.minimum(torch.maximum(x, lo_r), hi_r)
+    return torch.where(flip, -x, x)
 
 
 def mc_score(q_fn: QFn, obs: torch.Tensor, a_t: torch.Tensor, mu: torch.Tensor, sigma: torch.Tensor,

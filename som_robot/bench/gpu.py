@@ -83,7 +83,7 @@ def update_rate(device: torch.device, config: str, seconds: float = 20.0) -> dic
     """SOM updates/s at the GPU config's batch size and widths (the replay batch is random but fixed)."""
     from sim.go2.obs import OBS_DIM
     from som_robot.algos.som import SOM
-    from som_robot.runners.config import load_experiment
+    from som_robot.experiment import load_experiment
     from som_robot.storage import Batch
 
     exp = load_experiment(config)
@@ -110,7 +110,7 @@ def short_training(device: torch.device, config: str, minutes: float, out: Path,
     """Train SOM for `minutes` on `device`, export, and walk-test the policy at 0.5 m/s (MuJoCo C, ONNX)."""
     from som_robot.bench.curves import compare_runs
     from som_robot.bench.walk import walk_test
-    from som_robot.runners import load_experiment, run_experiment
+    from som_robot.experiment import load_experiment, run_experiment
 
     ov = [f"runner.max_minutes={minutes}", f"runner.device={device}", f"runner.run_dir={out}",
           "runner.run_name=gpu_train", "runner.progress=false", *overrides]

@@ -19,8 +19,9 @@ import torch
 
 from som_robot.algos import SOM
 from som_robot.envs import GymVecEnv
+from som_robot.experiment import load_experiment, run_experiment
 from som_robot.nn.meanflow import adaptive_l2, meanflow_target
-from som_robot.runners import load_experiment, make_algo, run_experiment
+from som_robot.runners import make_algo
 from som_robot.storage import Batch
 
 __all__ = ["run_gym_bench", "time_inference", "time_updates", "plot_curves"]

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from som_robot.bench.walk import fixed_command_cfg, table_markdown, walk_table  # noqa: E402
-from som_robot.runners import load_experiment, run_experiment  # noqa: E402
+from som_robot.experiment import load_experiment, run_experiment  # noqa: E402
 
 __all__ = ["run_quadruped_bench", "render_strip", "read_scalars"]
 

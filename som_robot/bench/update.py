@@ -17,7 +17,7 @@ import torch
 
 from som_robot.algos.sac import SAC, SACConfig
 from som_robot.algos.som import SOM
-from som_robot.runners.config import load_experiment
+from som_robot.experiment import load_experiment
 from som_robot.storage import Batch
 
 __all__ = ["update_costs"]

@@ -61,7 +61,7 @@ def onnx_batch_policy(path: Path) -> BatchPolicy:
 def checkpoint_batch_policy(path: Path) -> BatchPolicy:
     """Any algorithm's training checkpoint (SAC, NC-LQL, SOM) acting deterministically in torch: the
     baselines have no ONNX export, and a side-by-side walk test must judge them the same way."""
-    from som_robot.runners import load_experiment
+    from som_robot.experiment import load_experiment
     from som_robot.runners.off_policy import make_algo
 
     exp = load_experiment(path.parent.parent / "config.yaml")

@@ -1,7 +1,8 @@
-"""Robot tasks by name: config loader, env class and its simulator backends, deployment contract.
+"""What a robot task is to the learner: config loader, env class and its simulator backends, contract.
 
-One entry per task replaces per-name dispatch in the runner config and the env factory.
-Imports are lazy (dotted paths), so a Gymnasium run never imports MuJoCo Warp and a CPU
+The catalogue of tasks lives beside the tasks (`sim.tasks.ROBOT_TASKS`) and is handed to the runner by
+the composition root (`som_robot.experiment`): the runner and its config loader know a `TaskCatalogue`,
+never a robot. Imports are lazy (dotted paths), so a Gymnasium run never imports MuJoCo Warp and a CPU
 run works without it installed. The backend is chosen by the task config's `backend`
 (`cpu` | `warp` | `auto`); `auto` takes Warp when the run's device is CUDA, since the CPU
 backend would copy every step's state between host and device.
@@ -20,7 +21,7 @@ import torch
 from som_robot.contract import PolicyContract
 from som_robot.envs.vec_env import VecEnv
 
-__all__ = ["RobotTask", "ROBOT_TASKS", "BACKENDS", "resolve_backend", "get_task"]
+__all__ = ["RobotTask", "TaskCatalogue", "NO_TASKS", "BACKENDS", "resolve_backend"]
 
 BACKENDS = ("auto", "cpu", "warp")
 
@@ -64,25 +65,5 @@ class RobotTask:
         return _load(self.contract_builder)()
 
 
-def _go2_config(overrides: dict[str, Any]) -> Any:
-    """Go2EnvConfig: configs/quadruped/go2_joystick.yaml updated by the experiment's `env:` section."""
-    from sim.go2.config import DEFAULT_CONFIG_PATH, Go2EnvConfig
-    from som_robot.config import from_dict, load_yaml, merge
-
-    return from_dict(Go2EnvConfig, merge(load_yaml(DEFAULT_CONFIG_PATH), overrides), prefix="env")
-
-
-ROBOT_TASKS: Mapping[str, RobotTask] = MappingProxyType({
-    "go2_joystick": RobotTask(
-        name="go2_joystick",
-        load_config=_go2_config,
-        env_class="sim.go2.env:Go2VecEnv",
-        backends=("cpu", "warp"),  # one torch env over batched MuJoCo C and MuJoCo Warp
-        contract_builder="sim.go2.contract:go2_contract",
-    ),
-})
-
-
-def get_task(name: str) -> RobotTask | None:
-    """The robot task `name`, or None for a Gymnasium id."""
-    return ROBOT_TASKS.get(name)
+TaskCatalogue = Mapping[str, RobotTask]
+NO_TASKS: TaskCatalogue = MappingProxyType({})  # Gymnasium ids only

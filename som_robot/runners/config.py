@@ -9,7 +9,7 @@ from typing import Any
 
 from som_robot.algos import ALGOS
 from som_robot.config import ConfigError, apply_overrides, check, from_dict, load_yaml, merge, to_dict
-from som_robot.envs.registry import ROBOT_TASKS
+from som_robot.envs.registry import NO_TASKS, TaskCatalogue
 
 __all__ = ["RunnerConfig", "ExperimentConfig", "load_experiment", "experiment_from_dict", "CONFIG_DIR"]
 
@@ -20,7 +20,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 class RunnerConfig:
     """The off-policy loop: data collection, replay, evaluation, logging, checkpoints."""
 
-    env: str = "InvertedPendulum-v5"  # Gymnasium id, or a robot task in envs.registry.ROBOT_TASKS
+    env: str = "InvertedPendulum-v5"  # Gymnasium id, or a robot task of the catalogue (sim.tasks)
     num_envs: int = 1  # parallel envs stepped per iteration
     total_steps: int = 100_000  # env steps (summed over envs)
     warmup_steps: int = 5_000  # uniform-random env steps before learning starts
@@ -85,8 +85,8 @@ def _read_with_base(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]
     return merge(_read_with_base(path.parent / base, (*_chain, path)), data)
 
 
-def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
-    """Validate a raw mapping into an ExperimentConfig."""
+def experiment_from_dict(data: dict[str, Any], tasks: TaskCatalogue = NO_TASKS) -> ExperimentConfig:
+    """Validate a raw mapping into an ExperimentConfig; `tasks` parses a robot task's `env:` section."""
     data = dict(data)
     unknown = sorted(set(data) - {"algo", "params", "runner", "env"})
     if unknown:
@@ -97,18 +97,19 @@ def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
     params = from_dict(ALGOS[name][0], data.get("params"), prefix="params")
     runner = from_dict(RunnerConfig, data.get("runner"), prefix="runner")
     env = None
-    if runner.env in ROBOT_TASKS:
-        env = ROBOT_TASKS[runner.env].load_config(data.get("env") or {})
+    if runner.env in tasks:
+        env = tasks[runner.env].load_config(data.get("env") or {})
     elif data.get("env"):
-        raise ConfigError(f"config key 'env': only robot tasks {sorted(ROBOT_TASKS)} take an env section")
+        raise ConfigError(f"config key 'env': only robot tasks {sorted(tasks)} take an env section")
     return ExperimentConfig(name, params, runner, env)
 
 
-def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+def load_experiment(path: str | Path, overrides: Sequence[str] = (), tasks: TaskCatalogue = NO_TASKS
+                    ) -> ExperimentConfig:
     """Load `path` (absolute, or relative to cwd or to configs/) and apply ``key=value`` overrides."""
     p = Path(path)
     if not p.exists():
         p = CONFIG_DIR / path
     if not p.exists():
         raise ConfigError(f"config file not found: {path}")
-    return experiment_from_dict(apply_overrides(_read_with_base(p), overrides))
+    return experiment_from_dict(apply_overrides(_read_with_base(p), overrides), tasks)

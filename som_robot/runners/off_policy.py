@@ -25,6 +25,7 @@ from som_robot.algos.common import uniform_actions
 from som_robot.config import dump_yaml
 from som_robot.envs import VecEnv
 from som_robot.envs.factory import env_contract, make_vec_env
+from som_robot.envs.registry import NO_TASKS, TaskCatalogue
 from som_robot.runners.config import ExperimentConfig, RunnerConfig
 from som_robot.storage import NStepFolder, ReplayBuffer
 
@@ -240,8 +241,9 @@ class OffPolicyRunner:
             self.buffer.load_state_dict(ckpt["buffer"])
 
 
-def run_experiment(exp: ExperimentConfig, resume: Path | None = None) -> dict[str, Any]:
-    """Build Gymnasium envs for `exp`, train, and return the summary."""
+def run_experiment(exp: ExperimentConfig, resume: Path | None = None, tasks: TaskCatalogue = NO_TASKS
+                   ) -> dict[str, Any]:
+    """Build the envs `exp` names (a Gymnasium id, or a robot task of `tasks`), train, return the summary."""
     cfg: RunnerConfig = exp.runner
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
@@ -250,15 +252,16 @@ def run_experiment(exp: ExperimentConfig, resume: Path | None = None) -> dict[st
     if device.type == "cuda" and distributed:
         device = torch.device("cuda", torch.cuda.current_device())
     name = cfg.run_name or f"{cfg.env}__{exp.algo}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    env = make_vec_env(cfg.env, exp.env, shard_envs(cfg.num_envs), device, dist.rank_seed(cfg.seed))
-    eval_env = make_vec_env(cfg.env, exp.env, min(cfg.eval_episodes, 10), device, 10_000 + cfg.seed) \
+    env = make_vec_env(cfg.env, exp.env, shard_envs(cfg.num_envs), device, dist.rank_seed(cfg.seed), tasks)
+    eval_env = make_vec_env(cfg.env, exp.env, min(cfg.eval_episodes, 10), device, 10_000 + cfg.seed,
+                            tasks) \
         if dist.is_main() else None
     runner = OffPolicyRunner(exp, env, eval_env, Path(cfg.run_dir) / name)
     if resume is not None:
         runner.load(resume)
     try:
         summary = runner.learn()
-        contract = env_contract(cfg.env)
+        contract = env_contract(cfg.env, tasks)
         if dist.is_main() and contract is not None and isinstance(runner.algo, SOM):
             from som_robot.export import export_onnx
 

@@ -57,12 +57,14 @@ def test_box_restricted_score_matches_quadrature() -> None:
         tt = torch.full((8, 1), t)
         mu, sigma, _ = vp_schedule(tt, 0.1, 20.0)
         a_t = torch.linspace(-1.0, 1.0, 8).reshape(8, 1) * mu
-        est = mc_score(q, torch.zeros(8, 1), a_t, mu, sigma, 8192, 1.0, "none", box=1.0)
+        est = mc_score(q, torch.zeros(8, 1), a_t, mu, sigma, 32768, 1.0, "none", box=1.0)
         mu64, s64, x = mu.double(), sigma.double(), a_t.double()
         kern = torch.exp(-((x - mu64 * grid) ** 2) / (2 * s64**2))  # (8, G)
         dens = (p0 * kern).sum(-1)
         dlog = (p0 * kern * (-(x - mu64 * grid) / s64**2)).sum(-1) / dens
-        err = (est.squeeze(-1).double() - dlog).abs() / dlog.abs().clamp_min(0.1)
+        # 5 % relative, floored at 0.5: near the score's zero crossing the MC noise (std ≈ 0.01 at
+        # K = 32768, any seed, float32 or float64) would exceed 5 % of a score of 0.16.
+        err = (est.squeeze(-1).double() - dlog).abs() / dlog.abs().clamp_min(0.5)
         assert err.max() < 0.05, (t, est.squeeze(-1), dlog)
 
 
@@ -77,6 +79,23 @@ def test_truncated_normal_stays_in_box_and_matches_moments() -> None:
     cdf = lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2)))  # noqa: E731
     exact_mean = 0.5 + 2 * (pdf(a) - pdf(b)) / (cdf(b) - cdf(a))
     assert abs(float(x.mean()) - exact_mean) < 5e-3
+
+
+@pytest.mark.parametrize("mean", [-4.0, 4.0, -1.5, 0.9])
+def test_truncated_normal_float32_holds_far_in_the_tails(mean: float) -> None:
+    """Means far outside the box (Φ(α), Φ(β) both 1 − 1e-9 in float32 unless reflected): float32 draws
+    keep the exact truncated mean, and the dtype stays float32."""
+    torch.manual_seed(3)
+    s = 0.5
+    x = truncated_normal(torch.full((200_000,), mean), torch.tensor(s), -1.0, 1.0)
+    assert x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
+    a, b = (-1 - mean) / s, (1 - mean) / s
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    # Φ(b) − Φ(a) through erfc of the tail nearer the mean, exact in float64 for these arguments
+    mass = 0.5 * (math.erfc(-b / math.sqrt(2)) - math.erfc(-a / math.sqrt(2))) if a < 0 else \
+        0.5 * (math.erfc(a / math.sqrt(2)) - math.erfc(b / math.sqrt(2)))
+    exact_mean = mean + s * (pdf(a) - pdf(b)) / mass
+    assert abs(float(x.mean()) - exact_mean) < 3e-3, (float(x.mean()), exact_mean)
 
 
 def test_vp_schedule_endpoints_and_teacher_bounds() -> None:

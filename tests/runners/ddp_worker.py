@@ -8,7 +8,8 @@ import torch
 
 from som_robot import distributed as dist
 from som_robot.envs import GymVecEnv
-from som_robot.runners import OffPolicyRunner, load_experiment
+from som_robot.experiment import load_experiment
+from som_robot.runners import OffPolicyRunner
 from som_robot.runners.off_policy import shard_envs
 
 

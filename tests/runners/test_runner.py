@@ -6,7 +6,8 @@ from pathlib import Path
 import torch
 
 from som_robot.envs import GymVecEnv
-from som_robot.runners import OffPolicyRunner, load_experiment
+from som_robot.experiment import load_experiment
+from som_robot.runners import OffPolicyRunner
 
 TINY = ["params.hidden=[32, 32]", "runner.env=Hopper-v5", "runner.num_envs=2", "runner.warmup_steps=100",
         "runner.batch_size=32", "runner.buffer_size=5000", "runner.eval_every=200", "runner.eval_episodes=2",

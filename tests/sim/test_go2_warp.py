@@ -20,7 +20,8 @@ from sim.go2 import constants as C  # noqa: E402
 from sim.go2.config import DomainRandConfig, Go2EnvConfig, TerminationConfig  # noqa: E402
 from sim.go2.env import Go2VecEnv  # noqa: E402
 from sim.go2.obs import obs_slices  # noqa: E402
-from som_robot.envs.registry import ROBOT_TASKS, resolve_backend  # noqa: E402
+from sim.tasks import ROBOT_TASKS  # noqa: E402
+from som_robot.envs.registry import resolve_backend  # noqa: E402
 from som_robot.envs.vec_env import VecEnv  # noqa: E402
 
 NO_DR = Go2EnvConfig(domain_rand=DomainRandConfig(enabled=False))
