@@ -105,7 +105,8 @@ class ControllerDaemon:
         }
         self.sensors = [self.monitors[k] for k in (ch.JOINT_STATE, ch.IMU, ch.STATE_ESTIMATE)]
         self.machine = ModeMachine(on_change=self._on_mode_change)
-        self.loop = RateLoop(1.0 / ch.COMMAND_HZ, d.spin_s, phase_offset_s=d.phase_offset_s)
+        self.loop = RateLoop(1.0 / ch.COMMAND_HZ, d.spin_s, phase_offset_s=d.phase_offset_s,
+                             sample_grace_s=d.sample_grace_s)
         self.ratelog = RateLimitedLog()
         # latest validated state
         self.q: np.ndarray | None = None
@@ -370,6 +371,7 @@ class ControllerDaemon:
             "duration_s": elapsed, "cycles": self.loop.cycles, "rate_hz": self.loop.cycles / max(elapsed, 1e-9),
             "period_err_us": self.loop.period_err_us.summary(), "infer_us": self.infer_us.summary(),
             "overruns": self.loop.overruns, "overruns_per_min": self.loop.overruns / max(elapsed, 1e-9) * 60,
+            "grace_waits": self.loop.grace_waits, "grace_misses": self.loop.grace_misses,
             "sensor_to_command_latency_us": self.latency_us.summary(), "clamped": self.shaper.clamped,
             "faults": self.faults, "last_error": self.last_error, "estopped": self.machine.estopped,
             "inputs": {k: {"accepted": m.accepted, "garbage": m.garbage, "invalid": m.invalid}

@@ -56,6 +56,7 @@ class DeployConfig:
     shutdown_damping_s: float = 0.2
     spin_s: float = 0.0003
     phase_offset_s: float = 0.0003  # tick this long after a joint-state sample arrives (phase lock); < 0: off
+    sample_grace_s: float = 0.0  # hold a tick up to this long past its deadline for a late sample; 0: off
     num_feet: int = 4
 
     def __post_init__(self) -> None:
@@ -67,6 +68,7 @@ class DeployConfig:
         check(self.shutdown_damping_s >= 0, "shutdown_damping_s", "must be >= 0")
         check(0 <= self.spin_s < 0.002, "spin_s", "must be in [0, 2 ms)")
         check(self.phase_offset_s < 0.002, "phase_offset_s", "must be < 2 ms (negative turns the phase lock off)")
+        check(0 <= self.sample_grace_s < 0.002, "sample_grace_s", "must be in [0, 2 ms)")
         check(self.num_feet >= 0, "num_feet", "must be >= 0")
 
 

@@ -8,6 +8,12 @@ Phase lock: the robot samples on its own clock. Without alignment a sample waits
 of a period before the loop uses it (1 ms mean, 2 ms worst at 500 Hz). `sync(t)` reports each sample's
 arrival; every deadline then moves a bounded step towards `arrival + phase_offset` (modulo the period),
 a first-order PLL that keeps the period fixed to within the step and puts each tick just after the data.
+
+Sample grace: a sample that arrives later than the lock expects (sender jitter on a busy machine) would
+otherwise be used a whole period late, which is the tail of the sensor-to-command latency. With
+`sample_grace_s` > 0 a tick whose deadline finds no new sample since the previous tick keeps serving I/O
+for up to that long and starts as soon as the sample is handled; deadlines stay absolute, so the rate
+does not change, and a silent sensor costs each tick the grace, never the watchdogs.
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ class RateLoop:
     """Deadline bookkeeping for one periodic loop: period error, overruns, wait with I/O."""
 
     def __init__(self, period_s: float, spin_s: float = 0.0003, window: int = 500, phase_offset_s: float = -1.0,
-                 phase_gain: float = 0.2, phase_max_step_s: float = 50e-6) -> None:
-        self.period, self.spin = period_s, spin_s
+                 phase_gain: float = 0.2, phase_max_step_s: float = 50e-6, sample_grace_s: float = 0.0) -> None:
+        self.period, self.spin, self.sample_grace = period_s, spin_s, sample_grace_s
         self.phase_offset, self.phase_gain, self.phase_max_step = phase_offset_s, phase_gain, phase_max_step_s
         self._sync_t: float | None = None
         self.deadline = time.perf_counter()
         self.cycles = self.overruns = 0
+        self.grace_waits = self.grace_misses = 0  # ticks held for a late sample: it came / it did not
         self.period_err_us = Histogram()
         self.recent_period_err_us = Window(window)
         self._last_start: float | None = None
@@ -57,6 +64,24 @@ class RateLoop:
         err = (self._sync_t + self.phase_offset - self.deadline + self.period / 2) % self.period - self.period / 2
         return max(-self.phase_max_step, min(self.phase_max_step, self.phase_gain * err))
 
+    def _fresh(self) -> bool:
+        """A sample has arrived since the previous tick started (or no tick / no sample yet to compare)."""
+        return self._sync_t is None or self._last_start is None or self._sync_t > self._last_start
+
+    def _await_sample(self, fd: int, handle_one: Callable[[], None]) -> None:
+        """Hold this tick up to `sample_grace` past its deadline for a sample that is late for this period."""
+        if self._fresh():
+            return
+        limit = self.deadline + self.sample_grace
+        while not self._fresh():
+            remaining = limit - time.perf_counter()
+            if remaining <= 0:
+                self.grace_misses += 1
+                return
+            if select.select([fd], [], [], remaining)[0]:
+                handle_one()
+        self.grace_waits += 1
+
     def wait(self, fd: int | None, handle_one: Callable[[], None], max_msgs: int = 256) -> None:
         """Serve I/O until the next deadline, spin to it, then drain whatever is still queued, so the next tick's
         watchdogs judge message age from what has arrived, not from how long this process was descheduled.
@@ -80,6 +105,8 @@ class RateLoop:
                     handle_one()
             while time.perf_counter() < self.deadline:
                 pass
+            if self.sample_grace > 0 and fd is not None:
+                self._await_sample(fd, handle_one)
         for _ in range(max_msgs):
             if fd is None or not select.select([fd], [], [], 0)[0]:
                 break
