@@ -1,8 +1,8 @@
 """The policy the repo ships (`policies/go2_som.onnx`) loads against the robot config and drives the Go2.
 
 What a user tries first: the file's embedded contract must equal `configs/robots/go2.yaml` (the daemon
-refuses it otherwise), and through ONNX Runtime it must keep a domain-randomised Go2 up at a 0.5 m/s
-command. It does not walk yet (policies/README.md): the assertions are what the model card reports.
+refuses it otherwise), and through ONNX Runtime it must walk a domain-randomised Go2 forward at a 0.5 m/s
+command without falling (the model card's walk table: vx 0.48 m/s over 16 envs × 20 s).
 """
 
 from pathlib import Path
@@ -25,7 +25,7 @@ def test_shipped_policy_matches_the_robot_contract() -> None:
     assert (POLICY.parent / "README.md").read_text().count("|") > 20  # the model card with its walk table
 
 
-def test_shipped_policy_keeps_the_robot_up_and_stepping() -> None:
+def test_shipped_policy_walks_forward_at_half_a_metre_per_second() -> None:
     res = walk_test(POLICY, load_go2_config(), (0.5, 0.0, 0.0), num_envs=4, seconds=6.0, seed=11)
     assert res["falls"] == 0, res
-    assert res["mean_speed_xy"] > 0.03, res  # it trots in place (net vx ~ 0, the card's walk table)
+    assert res["mean_vx"] > 0.35, res  # the card: 0.48 m/s (16 envs × 20 s); the first 2 s include the start
