@@ -95,17 +95,14 @@ def _run_with_sender(loop: RateLoop, ticks: int, sensor_phase: float, stop_after
 
 def test_sample_grace_starts_a_tick_on_a_late_sample_instead_of_a_period_later() -> None:
     """Phase-locked 0.3 ms after the samples; every 5th sample comes 0.6 ms late. Without grace its tick finds no
-    new sample and uses the previous one (2.3 ms old); with a 1.5 ms grace the tick waits and starts on it."""
+    new sample and uses the previous one (2.3 ms old); with a 1.5 ms grace the tick waits and starts on it. (A
+    no-grace control is not asserted: its lock may settle on the late samples' phase instead.)"""
     kw = dict(spin_s=0.0003, phase_offset_s=0.0003)
     lag, held = _run_with_sender(RateLoop(PERIOD, sample_grace_s=0.0015, **kw), 400, 0.0005, late=0.0006)
-    plain_loop = RateLoop(PERIOD, **kw)
-    plain, _ = _run_with_sender(plain_loop, 400, 0.0005, late=0.0006)
     # idle: ~1 tick in 5 is held; busy: some samples come later than the grace or a tick overruns, but a held
     # tick must start just after its sample
     assert held[100:].sum() >= 5, held[100:].sum()
     assert np.median(lag[100:][held[100:]]) < 0.0003, np.median(lag[100:][held[100:]])
-    if plain_loop.overruns == 0:  # locked, without grace, every 5th tick runs on a stale sample
-        assert np.percentile(plain[100:], 90) > 0.0015, np.percentile(plain[100:], 90)
 
 
 def test_sample_grace_keeps_the_rate_when_the_sensor_goes_silent() -> None:
