@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,26 +103,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     chain = DeployChain(spec)
     code = 0
     viewer = None
+    # Ctrl-C sets a flag that the watch loop reads, rather than raising KeyboardInterrupt wherever the main thread
+    # happens to be (inside a print to the stderr the child-output pumps also write to, say).
+    interrupted = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda _sig, _frame: interrupted.set())
     try:
         chain.start()
         print(f"chain up: robot={spec.hardware}, estimator, daemon; logging LCM to {chain.lcm_log}", flush=True)
         if args.viewer:
             viewer = start_viewer(chain, spec)
         t0 = time.monotonic()
-        while not args.duration or time.monotonic() - t0 < args.duration:
+        while not interrupted.is_set() and (not args.duration or time.monotonic() - t0 < args.duration):
             dead = [n for n in chain.procs if not chain.alive(n)]
             if dead:
                 print(f"\n{', '.join(dead)} exited; stopping the chain", file=sys.stderr)
                 code = 1
                 break
             print("\r" + _status_line(time.monotonic() - t0, mon, spec.cmd), end="", file=sys.stderr, flush=True)
-            time.sleep(0.25)
+            interrupted.wait(0.25)
+        if interrupted.is_set():
+            print("\nCtrl-C: stopping (daemon damps first)", file=sys.stderr)
     except KeyboardInterrupt:
         print("\nCtrl-C: stopping (daemon damps first)", file=sys.stderr)
     except ChainError as e:
         print(f"\nerror: {e}", file=sys.stderr)
         code = 2
     finally:
+        signal.signal(signal.SIGINT, previous)
         codes = chain.stop()
         if viewer is not None:
             viewer.stop()
