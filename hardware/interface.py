@@ -105,8 +105,6 @@ class CommandLimits:
         return cls(go2.JOINT_LOWER, go2.JOINT_UPPER, go2.TORQUE_LIMITS, margin)
 
 
-
-
 def validate_command(n: int, q_des: object, qd_des: object, kp: object, kd: object, tau_ff: object,
                      num_joints: int = 12, kp_max: float = KP_MAX, kd_max: float = KD_MAX,
                      limits: CommandLimits | None = None) -> str | None:

@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from sim.tasks import ROBOT_TASKS
-from som_robot.contract import PolicyContract
-from som_robot.envs.factory import env_contract
 from som_robot.runners import config as _config
 from som_robot.runners import off_policy as _off_policy
 from som_robot.runners.config import ExperimentConfig
 
-__all__ = ["ROBOT_TASKS", "load_experiment", "experiment_from_dict", "run_experiment", "task_contract"]
+__all__ = ["load_experiment", "run_experiment"]
 
 
 def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -25,16 +23,6 @@ def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> Experime
     return _config.load_experiment(path, overrides, ROBOT_TASKS)
 
 
-def experiment_from_dict(data: dict[str, Any]) -> ExperimentConfig:
-    """`runners.config.experiment_from_dict` with the robot tasks known (e.g. a checkpoint's config)."""
-    return _config.experiment_from_dict(data, ROBOT_TASKS)
-
-
 def run_experiment(exp: ExperimentConfig, resume: Path | None = None) -> dict[str, Any]:
     """`runners.off_policy.run_experiment` with the robot tasks known."""
     return _off_policy.run_experiment(exp, resume, ROBOT_TASKS)
-
-
-def task_contract(name: str) -> PolicyContract | None:
-    """The deployment contract of robot task `name` (None for a Gymnasium id)."""
-    return env_contract(name, ROBOT_TASKS)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -14,7 +15,19 @@ from som_robot.storage import Batch
 
 QFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (obs (B, S), act (B, d)) → Q (B,)
 
-__all__ = ["QFn", "Algorithm", "best_of", "optimizer_step", "TwinQ", "polyak_update", "uniform_actions", "clip_action"]
+__all__ = ["QFn", "Algorithm", "best_of", "optimizer_step", "TwinQ", "polyak_update", "uniform_actions", "clip_action",
+           "frozen"]
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """`module`'s parameters take no gradient inside the block (an actor's loss through the critic, a Langevin
+    chain): autograd still reaches the inputs, and requires_grad is restored even if the block raises."""
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        module.requires_grad_(True)
 
 
 @runtime_checkable

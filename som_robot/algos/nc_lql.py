@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from som_robot.algos.common import TwinQ, best_of, optimizer_step, polyak_update
+from som_robot.algos.common import TwinQ, best_of, frozen, optimizer_step, polyak_update
 from som_robot.config import check
 from som_robot.nn import TimeEmbedding
 from som_robot.storage import Batch
@@ -100,8 +100,7 @@ class NCLQL:
         c = self.cfg
         B = obs.shape[0]
         a = torch.rand(B, self.act_dim, device=self.device) * 2 - 1
-        self.critic.requires_grad_(False)
-        try:
+        with frozen(self.critic):
             for lvl in range(c.num_levels):
                 eta = self._eta[lvl]
                 lv = self._level(B, lvl)
@@ -113,8 +112,6 @@ class NCLQL:
                     if c.grad_norm:
                         g = g / (g.norm(dim=-1, keepdim=True) + 1e-8)
                     a = (a + 0.5 * eta * c.langevin_scale * g + math.sqrt(eta) * torch.randn_like(a)).clamp(-1, 1)
-        finally:
-            self.critic.requires_grad_(True)
         return a.detach()
 
     @torch.no_grad()

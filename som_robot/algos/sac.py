@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from som_robot.algos.common import QFn, TwinQ, optimizer_step, polyak_update
+from som_robot.algos.common import QFn, TwinQ, frozen, optimizer_step, polyak_update
 from som_robot.config import check
 from som_robot.nn import MLP
 from som_robot.storage import Batch
@@ -101,9 +101,8 @@ class SAC:
         """E[α·log π(a|s) − Q(s, a)] with a reparameterised; `q_fn` defaults to min of the critics."""
         a, logp = self.actor(obs)
         if q_fn is None:
-            self.critic.requires_grad_(False)
-            q = torch.minimum(*self.critic(obs, a))
-            self.critic.requires_grad_(True)
+            with frozen(self.critic):
+                q = torch.minimum(*self.critic(obs, a))
         else:
             q = q_fn(obs, a)
         return (self.alpha * logp - q).mean(), logp

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import torch
 
-from som_robot.algos.common import QFn, TwinQ, best_of, clip_action, optimizer_step, polyak_update
+from som_robot.algos.common import QFn, TwinQ, best_of, clip_action, frozen, optimizer_step, polyak_update
 from som_robot.config import check
 from som_robot.nn.meanflow import MeanFlowNet, adaptive_l2, meanflow_target
 from som_robot.nn.normalizer import EmpiricalNormalizer
@@ -149,9 +149,9 @@ def truncated_normal(mean: torch.Tensor, std: torch.Tensor, lo: float, hi: float
     """Per-coordinate N(mean, std²) restricted to [lo, hi], by inverse CDF in the input's dtype.
 
     A coordinate whose mean lies below the box is drawn reflected (x → −x), so the box always sits on the
-    side where the normal CDF is small: Φ(β) − Φ(α) of two values near 1 would cancel in float32, but Φ
-    of large negative arguments, through erfc, keeps its relative precision. No float64, which GPUs run at a fraction
-    of float32 speed.
+    side where the normal CDF is small: Φ(β) − Φ(α) of two values near 1 would cancel in float32, but Φ of
+    large negative arguments, through erfc, keeps its relative precision. No float64, which GPUs run at a
+    fraction of float32 speed.
     """
     s = std.expand_as(mean)
     flip = (lo + hi) > 2 * mean  # box centre above the mean: reflect
@@ -366,9 +366,8 @@ class SOM:
         z = self.cfg.collect_z_scale * torch.randn(obs.shape[0], self.act_dim, device=obs.device)
         a = clip_action(self.actor.sample(obs, z))
         if q_fn is None:
-            self.critic.requires_grad_(False)  # the gradient reaches the actor only
-            q = torch.minimum(*self.critic(obs, a))
-            self.critic.requires_grad_(True)
+            with frozen(self.critic):  # the gradient reaches the actor only
+                q = torch.minimum(*self.critic(obs, a))
         else:
             q = q_fn(obs, a)
         return -(q / q.detach().abs().mean().clamp_min(1e-6)).mean()

@@ -123,8 +123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             interrupted.wait(0.25)
         if interrupted.is_set():
             print("\nCtrl-C: stopping (daemon damps first)", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("\nCtrl-C: stopping (daemon damps first)", file=sys.stderr)
     except ChainError as e:
         print(f"\nerror: {e}", file=sys.stderr)
         code = 2

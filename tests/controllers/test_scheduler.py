@@ -54,10 +54,9 @@ SENDER = ("import os, sys, time\nt0, phase, period, n, late = map(float, sys.arg
 def _run_with_sender(loop: RateLoop, ticks: int, sensor_phase: float, stop_after: int | None = None,
                      late: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """A separate process (no GIL shared with the loop) writes one byte per 500 Hz sample, `sensor_phase` after
-    the loop's first deadline, every 5th `late` more (perf_counter is CLOCK_MONOTONIC, common to both); the loop's
-    I/O handler reads it and
-    syncs. Returns, per tick, its start minus the newest sample's arrival, and whether the wait before it
-    held the tick for a late sample that then came."""
+    the loop's first deadline, every 5th `late` more (perf_counter is CLOCK_MONOTONIC, common to both); the
+    loop's I/O handler reads it and syncs. Returns, per tick, its start minus the newest sample's arrival, and
+    whether the wait before it held the tick for a late sample that then came."""
     import os
     import subprocess
     import sys
