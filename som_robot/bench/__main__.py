@@ -44,14 +44,16 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="override for every algo, e.g. runner.eval_every=5000")
     g.add_argument("--set-algo", action="append", default=[], metavar="ALGO:KEY=VALUE",
                    help="override for one algo, e.g. som:params.num_proposals=32")
-    q = sub.add_parser("quadruped", help="Go2 joystick: train SOM, walk-test and render the exported policy")
+    q = sub.add_parser("quadruped", help="Go2 joystick: train SOM (or --config's learner), walk-test and render")
+    q.add_argument("--config", default="quadruped/som.yaml",
+                   help="quadruped/sac.yaml runs SAC through the same budget and walk bar")
     q.add_argument("--steps", type=int, default=2_000_000)
     q.add_argument("--minutes", type=float, default=60.0, help="wall-clock training budget (0 = none)")
     q.add_argument("--out", type=Path, default=Path("bench_out/quadruped"))
     q.add_argument("--walk-envs", type=int, default=16)
     q.add_argument("--walk-seconds", type=float, default=20.0)
     q.add_argument("--no-render", action="store_true")
-    q.add_argument("overrides", nargs="*", help="key=value overrides of configs/quadruped/som.yaml")
+    q.add_argument("overrides", nargs="*", help="key=value overrides of --config")
     o = sub.add_parser("onnx", help="ONNX Runtime latency of a policy.onnx, batch 1, one thread")
     o.add_argument("--policy", type=Path, required=True)
     o.add_argument("-n", type=int, default=20_000)
@@ -127,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         from som_robot.bench.quadruped import run_quadruped_bench
 
         res = run_quadruped_bench(args.out, args.steps, args.minutes, args.overrides, args.walk_envs,
-                                  args.walk_seconds, not args.no_render)
+                                  args.walk_seconds, not args.no_render, config=args.config)
         print((args.out / "walk_table.md").read_text())
         print(json.dumps({"all_pass": res["walk"]["all_pass"],
                           "final_tracking_lin_vel_error": res["final_tracking_lin_vel_error"]}, indent=2))
