@@ -1,10 +1,12 @@
-"""Export SOM's one-step policy to a self-describing ONNX file.
+"""Export a trained policy to a self-describing ONNX file: SOM's one-step map, or SAC's Gaussian.
 
-Graph: (obs (B, obs_dim), noise (B, act_dim)) → action (B, act_dim) = clip(z − u(z, 0, 1 | norm(obs))),
-where norm is the agent's empirical observation normaliser when it has one (its statistics become
-graph constants, so the runtime feeds the contract's observation as is).
+Graph: (obs (B, obs_dim), noise (B, act_dim)) → action (B, act_dim).
+- SOM: clip(z − u(z, 0, 1 | norm(obs))), where norm is the agent's empirical observation normaliser when
+  it has one (its statistics become graph constants, so the runtime feeds the contract's observation as is).
+- SAC: clip(tanh(μ(s) + σ(s)·z)), the same reparameterised sample SAC trains with.
 The noise is an input so the runtime decides: zeros for a repeatable action, N(0, I) for the
-stochastic policy. The contract goes into the file's metadata_props.
+stochastic policy. Both graphs have the same inputs, so the daemon and `bench walk` run either, and a
+side-by-side comparison judges both learners through ONNX Runtime. The contract goes into metadata_props.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from som_robot.algos.sac import SAC, GaussianActor
 from som_robot.algos.som import SOM
 from som_robot.contract import METADATA_KEY, PolicyContract
 
-__all__ = ["OneStepPolicy", "export_onnx", "INPUT_NAMES", "OUTPUT_NAMES"]
+__all__ = ["OneStepPolicy", "GaussianPolicy", "export_onnx", "INPUT_NAMES", "OUTPUT_NAMES"]
 
 INPUT_NAMES = ("obs", "noise")
 OUTPUT_NAMES = ("action",)
@@ -57,8 +60,21 @@ class OneStepPolicy(nn.Module):
         return (noise - u).clamp(-self.action_clip, self.action_clip)
 
 
-def export_onnx(agent: SOM, contract: PolicyContract, path: str | Path, extra_metadata: dict[str, str] | None = None
-                ) -> Path:
+class GaussianPolicy(nn.Module):
+    """SAC's actor as the runtime sees it: tanh(μ + σ·noise), clipped to the action box (noise 0 = its mean)."""
+
+    def __init__(self, actor: GaussianActor, action_clip: float = 1.0) -> None:
+        super().__init__()
+        self.actor = copy.deepcopy(actor).to("cpu")
+        self.action_clip = action_clip
+
+    def forward(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        mean, std = self.actor.mean_std(obs)
+        return torch.tanh(mean + std * noise).clamp(-self.action_clip, self.action_clip)
+
+
+def export_onnx(agent: SOM | SAC, contract: PolicyContract, path: str | Path,
+                extra_metadata: dict[str, str] | None = None) -> Path:
     """Write `path` (single file, dynamic batch) and embed `contract`; returns the path."""
     import onnx
 
@@ -67,7 +83,13 @@ def export_onnx(agent: SOM, contract: PolicyContract, path: str | Path, extra_me
                          f"({contract.obs_dim}, {contract.act_dim})")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = OneStepPolicy(agent, contract.action_clip).to("cpu").eval()
+    if isinstance(agent, SOM):
+        module: nn.Module = OneStepPolicy(agent, contract.action_clip)
+    elif isinstance(agent, SAC):
+        module = GaussianPolicy(agent.actor, contract.action_clip)
+    else:
+        raise TypeError(f"no ONNX export for {type(agent).__name__}")
+    module = module.to("cpu").eval()
     dummy = (torch.zeros(1, contract.obs_dim), torch.zeros(1, contract.act_dim))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # legacy-exporter deprecation notice
@@ -75,7 +97,8 @@ def export_onnx(agent: SOM, contract: PolicyContract, path: str | Path, extra_me
                           dynamic_axes={"obs": {0: "batch"}, "noise": {0: "batch"}, "action": {0: "batch"}},
                           opset_version=17, dynamo=False)
     model = onnx.load(str(path))
-    meta = {METADATA_KEY: contract.to_json(), "som_robot.algo": "som", **(extra_metadata or {})}
+    meta = {METADATA_KEY: contract.to_json(), "som_robot.algo": "som" if isinstance(agent, SOM) else "sac",
+            **(extra_metadata or {})}
     for k, v in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v

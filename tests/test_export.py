@@ -8,7 +8,7 @@ import onnx
 import pytest
 import torch
 
-from som_robot.algos import SOM, SOMConfig
+from som_robot.algos import SAC, SOM, SACConfig, SOMConfig
 from som_robot.contract import METADATA_KEY, ContractError, ObsTerm, PolicyContract
 from som_robot.export import export_onnx
 from som_robot.policy_runtime import OnnxPolicy, PolicyInputError
@@ -142,3 +142,26 @@ def test_export_copies_to_cpu_and_leaves_the_training_agent_untouched(tmp_path: 
     export_onnx(agent, CONTRACT, tmp_path / "p.onnx")
     agent.update(Batch(torch.randn(8, CONTRACT.obs_dim), torch.rand(8, CONTRACT.act_dim) * 2 - 1, torch.randn(8),
                        torch.randn(8, CONTRACT.obs_dim), torch.zeros(8)))  # training goes on after an export
+
+
+def test_sac_exports_to_the_same_graph_inputs_and_matches_its_torch_actor(tmp_path: Path) -> None:
+    """SAC's tanh-Gaussian through ONNX Runtime: noise 0 is its deterministic action, noise z its
+    reparameterised sample tanh(μ + σz); the daemon's contract check accepts it like SOM's."""
+    torch.manual_seed(1)
+    agent = SAC(CONTRACT.obs_dim, CONTRACT.act_dim, SACConfig(hidden=(64, 64)))
+    torch.nn.init.normal_(agent.actor.net[-1].weight, std=0.3)  # a non-trivial mean and σ
+    path = export_onnx(agent, CONTRACT, tmp_path / "sac.onnx")
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert meta["som_robot.algo"] == "sac"
+    policy = OnnxPolicy(path, expected=CONTRACT)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        obs = rng.normal(size=CONTRACT.obs_dim).astype(np.float32)
+        z = rng.normal(size=CONTRACT.act_dim).astype(np.float32)
+        with torch.no_grad():
+            det, _ = agent.actor(torch.from_numpy(obs)[None], deterministic=True)
+            mean, std = agent.actor.mean_std(torch.from_numpy(obs)[None])
+        np.testing.assert_allclose(policy(obs), det[0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(policy(obs, z), torch.tanh(mean + std * torch.from_numpy(z))[0].numpy(),
+                                   atol=1e-5)
+    assert not np.allclose(policy(obs, z), policy(obs))  # the noise input is live, not folded away

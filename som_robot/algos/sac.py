@@ -57,9 +57,17 @@ class GaussianActor(nn.Module):
         super().__init__()
         self.net = MLP(obs_dim, 2 * act_dim, hidden, act)
 
-    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def mean_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-tanh mean and log σ (bounded to [LOG_STD_MIN, LOG_STD_MAX])."""
         mean, log_std = self.net(obs).chunk(2, dim=-1)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        return mean, LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+
+    def mean_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.mean_log_std(obs)
+        return mean, log_std.exp()
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.mean_log_std(obs)
         if deterministic:
             return torch.tanh(mean), torch.zeros(obs.shape[0], device=obs.device)
         std = log_std.exp()
@@ -75,7 +83,7 @@ class SAC:
 
     def __init__(self, obs_dim: int, act_dim: int, cfg: SACConfig, device: str | torch.device = "cpu",
                  seed: int = 0) -> None:
-        self.cfg, self.act_dim = cfg, act_dim
+        self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim, act_dim
         self.device = torch.device(device)
         torch.manual_seed(seed)
         self.actor = GaussianActor(obs_dim, act_dim, cfg.hidden, cfg.activation).to(self.device)

@@ -104,7 +104,7 @@ def run_quadruped_bench(out: Path, steps: int, minutes: float, overrides: Sequen
     history = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     scalars = read_scalars(run / "tb", ["tracking/lin_vel_error", "curriculum/level", "env/terminated", "charts/sps"])
     _plot(history, scalars, out / "learning_curve.png")
-    # SOM exports its one-step policy; the baselines have no ONNX export and are judged by their checkpoint
+    # SOM and SAC export ONNX (the bar then runs what the robot would run); NC-LQL is judged by its checkpoint
     policy = Path(summary["policy"]) if "policy" in summary else run / "checkpoints" / "last.pt"
     results: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "node": platform.node(),

@@ -59,8 +59,8 @@ def onnx_batch_policy(path: Path) -> BatchPolicy:
 
 
 def checkpoint_batch_policy(path: Path) -> BatchPolicy:
-    """Any algorithm's training checkpoint (SAC, NC-LQL, SOM) acting deterministically in torch: the
-    baselines have no ONNX export, and a side-by-side walk test must judge them the same way."""
+    """Any algorithm's training checkpoint (SAC, NC-LQL, SOM) acting deterministically in torch: NC-LQL has
+    no ONNX export, and a mid-run checkpoint has none yet."""
     from som_robot.experiment import load_experiment
     from som_robot.runners.off_policy import make_algo
 

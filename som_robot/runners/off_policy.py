@@ -20,7 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from som_robot import distributed as dist
-from som_robot.algos import ALGOS, SOM, Algorithm
+from som_robot.algos import ALGOS, SAC, SOM, Algorithm
 from som_robot.algos.common import uniform_actions
 from som_robot.config import dump_yaml
 from som_robot.envs import VecEnv
@@ -262,7 +262,7 @@ def run_experiment(exp: ExperimentConfig, resume: Path | None = None, tasks: Tas
     try:
         summary = runner.learn()
         contract = env_contract(cfg.env, tasks)
-        if dist.is_main() and contract is not None and isinstance(runner.algo, SOM):
+        if dist.is_main() and contract is not None and isinstance(runner.algo, SOM | SAC):
             from som_robot.export import export_onnx
 
             summary["policy"] = str(export_onnx(runner.algo, contract, runner.run_dir / "policy.onnx",
