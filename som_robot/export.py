@@ -22,10 +22,11 @@ from som_robot.algos.sac import SAC, GaussianActor
 from som_robot.algos.som import SOM
 from som_robot.contract import METADATA_KEY, PolicyContract
 
-__all__ = ["OneStepPolicy", "GaussianPolicy", "export_onnx", "INPUT_NAMES", "OUTPUT_NAMES"]
+__all__ = ["OneStepPolicy", "GaussianPolicy", "export_onnx", "EXPORTABLE", "INPUT_NAMES", "OUTPUT_NAMES"]
 
 INPUT_NAMES = ("obs", "noise")
 OUTPUT_NAMES = ("action",)
+EXPORTABLE = (SOM, SAC)  # the agents `export_onnx` writes (the runner exports these at the end of a run)
 
 
 class OneStepPolicy(nn.Module):
@@ -85,8 +86,9 @@ def export_onnx(agent: SOM | SAC, contract: PolicyContract, path: str | Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(agent, SOM):
         module: nn.Module = OneStepPolicy(agent, contract.action_clip)
+        algo = "som"
     elif isinstance(agent, SAC):
-        module = GaussianPolicy(agent.actor, contract.action_clip)
+        module, algo = GaussianPolicy(agent.actor, contract.action_clip), "sac"
     else:
         raise TypeError(f"no ONNX export for {type(agent).__name__}")
     module = module.to("cpu").eval()
@@ -97,8 +99,7 @@ def export_onnx(agent: SOM | SAC, contract: PolicyContract, path: str | Path,
                           dynamic_axes={"obs": {0: "batch"}, "noise": {0: "batch"}, "action": {0: "batch"}},
                           opset_version=17, dynamo=False)
     model = onnx.load(str(path))
-    meta = {METADATA_KEY: contract.to_json(), "som_robot.algo": "som" if isinstance(agent, SOM) else "sac",
-            **(extra_metadata or {})}
+    meta = {METADATA_KEY: contract.to_json(), "som_robot.algo": algo, **(extra_metadata or {})}
     for k, v in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v

@@ -1,6 +1,7 @@
 """ONNX export of the one-step policy and the contract check at load time (real ONNX Runtime)."""
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,14 @@ CONTRACT = PolicyContract(
     control_dt=0.02, sim_dt=0.002)
 
 
+def obs_and_noise(seed: int, n: int = 20) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """n (observation, noise) pairs of N(0, I) float32 at the contract's sizes."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield (rng.normal(size=CONTRACT.obs_dim).astype(np.float32),
+               rng.normal(size=CONTRACT.act_dim).astype(np.float32))
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[SOM, Path]:
     torch.manual_seed(0)
@@ -38,10 +47,7 @@ def test_onnx_matches_torch_and_embeds_the_contract(exported: tuple[SOM, Path]) 
     meta = {p.key: p.value for p in model.metadata_props}
     assert PolicyContract.from_json(meta[METADATA_KEY]) == CONTRACT
     policy = OnnxPolicy(path, expected=CONTRACT)
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        obs = rng.normal(size=CONTRACT.obs_dim).astype(np.float32)
-        z = rng.normal(size=CONTRACT.act_dim).astype(np.float32)
+    for obs, z in obs_and_noise(0):
         with torch.no_grad():
             ref = agent.actor.sample(torch.from_numpy(obs)[None], torch.from_numpy(z)[None]).clamp(-1, 1)[0]
         np.testing.assert_allclose(policy(obs, z), ref.numpy(), atol=1e-5)
@@ -154,10 +160,7 @@ def test_sac_exports_to_the_same_graph_inputs_and_matches_its_torch_actor(tmp_pa
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert meta["som_robot.algo"] == "sac"
     policy = OnnxPolicy(path, expected=CONTRACT)
-    rng = np.random.default_rng(1)
-    for _ in range(20):
-        obs = rng.normal(size=CONTRACT.obs_dim).astype(np.float32)
-        z = rng.normal(size=CONTRACT.act_dim).astype(np.float32)
+    for obs, z in obs_and_noise(1):
         with torch.no_grad():
             det, _ = agent.actor(torch.from_numpy(obs)[None], deterministic=True)
             mean, std = agent.actor.mean_std(torch.from_numpy(obs)[None])

@@ -35,7 +35,7 @@ def test_shipped_policy_walks_forward_at_half_a_metre_per_second(algo: str) -> N
     res = walk_test(POLICIES / f"go2_{algo}.onnx", load_go2_config(), (0.5, 0.0, 0.0), num_envs=4, seconds=6.0,
                     seed=11)
     assert res["falls"] == 0, res
-    assert res["mean_vx"] > 0.3, res  # the first 2 s of the 6 include the start from standing
+    assert res["mean_vx"] > 0.3, res  # 4 envs × 6 s: SOM 0.378, SAC 0.401 (the first 2 s are the start)
 
 
 @SHIPPED

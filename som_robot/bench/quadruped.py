@@ -113,9 +113,9 @@ def run_quadruped_bench(out: Path, steps: int, minutes: float, overrides: Sequen
         "final_tracking_lin_vel_error": scalars.get("tracking/lin_vel_error", [(0, float("nan"))])[-1][1],
         "walk": walk_table(policy, exp.env, walk_envs, walk_seconds)}
     (out / "walk_table.md").write_text(table_markdown(results["walk"]) + "\n")
-    from som_robot.bench.onnx_latency import onnx_latency
-
     if policy.suffix == ".onnx":
+        from som_robot.bench.onnx_latency import onnx_latency
+
         results["onnx_latency_batch1_1thread"] = onnx_latency(policy)
     if render:
         results["strip"] = str(render_strip(policy, exp.env, out / "walk_strip.png", video=out / "walk.mp4"))

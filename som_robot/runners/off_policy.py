@@ -20,12 +20,13 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from som_robot import distributed as dist
-from som_robot.algos import ALGOS, SAC, SOM, Algorithm
+from som_robot.algos import ALGOS, Algorithm
 from som_robot.algos.common import uniform_actions
 from som_robot.config import dump_yaml
 from som_robot.envs import VecEnv
 from som_robot.envs.factory import env_contract, make_vec_env
 from som_robot.envs.registry import NO_TASKS, TaskCatalogue
+from som_robot.export import EXPORTABLE, export_onnx
 from som_robot.runners.config import ExperimentConfig, RunnerConfig
 from som_robot.storage import NStepFolder, ReplayBuffer
 
@@ -262,9 +263,7 @@ def run_experiment(exp: ExperimentConfig, resume: Path | None = None, tasks: Tas
     try:
         summary = runner.learn()
         contract = env_contract(cfg.env, tasks)
-        if dist.is_main() and contract is not None and isinstance(runner.algo, SOM | SAC):
-            from som_robot.export import export_onnx
-
+        if dist.is_main() and contract is not None and isinstance(runner.algo, EXPORTABLE):
             summary["policy"] = str(export_onnx(runner.algo, contract, runner.run_dir / "policy.onnx",
                                                 {"som_robot.env": cfg.env, "som_robot.steps": str(runner.step)}))
             (runner.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
