@@ -31,6 +31,9 @@ BAR: tuple[tuple[str, tuple[float, float, float], tuple[tuple[str, str, float], 
     ("stand", (0.0, 0.0, 0.0), (("mean_speed_xy", "max", 0.05),)),
 )
 MAX_FALLS_PER_MINUTE = 0.5
+# |action| at or above this counts as on the box bound (`action_saturation`): a policy that lives there is
+# bang-bang at its joints, which the PD gains, the motors and the state estimator all feel on hardware.
+SATURATED = 0.99
 
 
 def fixed_command_cfg(env_cfg: Any, cmd: Sequence[float], pushes: bool) -> Any:
@@ -93,10 +96,12 @@ def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (
     obs = env.reset(seed=seed).numpy()
     steps = int(round(seconds / env.dt))
     target = np.asarray(cmd, np.float64)
-    vel_sum, speed_sum, lin_err, ang_err, falls = np.zeros(3), 0.0, 0.0, 0.0, 0
+    vel_sum, speed_sum, lin_err, ang_err, falls, saturated = np.zeros(3), 0.0, 0.0, 0.0, 0, 0.0
     poses: list[tuple[np.ndarray, np.ndarray]] = []  # env 0's (qpos, velocity) per step, for `video`
     for _ in range(steps):
-        res = env.step(torch.as_tensor(act_fn(obs), dtype=torch.float32))
+        act = act_fn(obs)
+        saturated += float((np.abs(act) >= SATURATED).mean())
+        res = env.step(torch.as_tensor(act, dtype=torch.float32))
         _, lin_vel, ang_vel, _ = base_kinematics(env.sim.qpos, env.sim.qvel)  # base frame, after the step
         v = torch.cat([lin_vel[:, :2], ang_vel[:, 2:3]], dim=1).double().numpy()
         if video is not None:
@@ -115,7 +120,7 @@ def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (
             "mean_vy": float(vel_sum[1] / steps), "mean_yaw_rate": float(vel_sum[2] / steps),
             "mean_speed_xy": speed_sum / steps,
             "lin_vel_error": lin_err / steps, "ang_vel_error": ang_err / steps, "falls_per_minute": falls / minutes,
-            "falls": falls, "env_minutes": minutes}
+            "falls": falls, "env_minutes": minutes, "action_saturation": saturated / steps}
 
 
 def write_walk_video(poses: Sequence[tuple[np.ndarray, np.ndarray]], cmd: Sequence[float], path: Path,
@@ -154,10 +159,11 @@ def walk_table(policy: Path | BatchPolicy, env_cfg: Any, num_envs: int = 16, sec
 
 def table_markdown(table: dict[str, Any]) -> str:
     """The walk table as Markdown (model cards, notes)."""
-    lines = ["| command | mean vx | mean vy | mean yaw | xy err | yaw err | falls/min | pass |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| command | mean vx | mean vy | mean yaw | xy err | yaw err | falls/min | at box | pass |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in table["rows"]:
         lines.append(f"| {r['name']} | {r['mean_vx']:.2f} | {r['mean_vy']:.2f} | {r['mean_yaw_rate']:.2f} | "
                      f"{r['lin_vel_error']:.3f} | {r['ang_vel_error']:.3f} | {r['falls_per_minute']:.2f} | "
+                     f"{r['action_saturation']:.0%} | "
                      f"{'yes' if r['pass'] else 'no: ' + '; '.join(r['failed'])} |")
     return "\n".join(lines)

@@ -33,6 +33,22 @@ def test_quadruped_bench_writes_walk_figures_curves_a_strip_and_a_video(tmp_path
 
     assert read_mp4(out / "walk.mp4")[:3] == (48, 320, 480)  # the strip's 96 policy steps at 25 fps
 
+    # the run's last checkpoint exported after the fact gives the runner's policy.onnx, contract and all
+    again = tmp_path / "again.onnx"
+    proc = subprocess.run([sys.executable, "-m", "som_robot.export_checkpoint",
+                           str(out / "train" / "checkpoints" / "last.pt"), "--out", str(again)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["policy"] == str(again), proc.stderr[-3000:]
+    import numpy as np
+
+    from sim.go2.contract import go2_contract
+    from som_robot.policy_runtime import OnnxPolicy
+
+    shipped, exported = (OnnxPolicy(p, expected=go2_contract()) for p in (Path(res["train"]["policy"]), again))
+    assert exported.metadata["som_robot.steps"] == "600"
+    for obs in np.random.default_rng(0).standard_normal((5, go2_contract().obs_dim)).astype(np.float32):
+        assert np.array_equal(shipped(obs), exported(obs))
+
 
 def test_quadruped_bench_runs_sac_through_the_same_bar_and_export(tmp_path: Path) -> None:
     """`--config quadruped/sac.yaml`: the side-by-side baseline is exported to the same ONNX graph inputs and

@@ -75,3 +75,19 @@ def test_curves_cli_plots_runs_against_wall_time(tmp_path: Path) -> None:
     res = _json_tail(proc.stdout)
     assert res["a"]["env_steps"] == 49_000 and abs(res["b"]["final_tracking/lin_vel_error"] - 0.148) < 0.01
     assert out.stat().st_size > 10_000
+
+
+def test_walk_reports_the_share_of_actions_on_the_box_bound() -> None:
+    """`action_saturation`: a bang-bang policy reads 1, one inside the box 0, one with half its joints at the
+    bound 0.5 (the figure that showed the Q-ascent SOM living at its clamp)."""
+    import numpy as np
+
+    from som_robot.bench.walk import walk_test
+    from som_robot.experiment import load_experiment
+
+    env_cfg = load_experiment("quadruped/som.yaml").env
+    half = np.where(np.arange(12) % 2 == 0, -1.0, 0.3).astype(np.float32)
+    for act, share in ((np.ones(12, np.float32), 1.0), (np.full(12, 0.5, np.float32), 0.0), (half, 0.5)):
+        res = walk_test(lambda obs, a=act: np.tile(a, (len(obs), 1)), env_cfg, (0.5, 0.0, 0.0), num_envs=2,
+                        seconds=0.2)
+        assert res["action_saturation"] == share, (act, res["action_saturation"])
