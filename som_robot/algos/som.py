@@ -70,8 +70,6 @@ class SOMConfig:
     collect_z_scale: float = 1.0  # collect with z ~ N(0, s²I): s < 1 narrows the one-step samples towards the mode
     grad_clip: float = 0.0  # 0 = off
     q_weight: float = 0.0  # λ of a Q-ascent term on the one-step sample (FQL-style; proposal, not the paper's)
-    box_weight: float = 0.0  # weight of Σ relu(|a_raw| − 1)² on those samples: the clamp hides the box from
-                             # the Q gradient, so without it the raw output drifts past ±1 (see q_ascent_loss)
     obs_norm: bool = False  # empirical observation normalisation (exported inside the ONNX graph)
 
     def __post_init__(self) -> None:
@@ -91,7 +89,6 @@ class SOMConfig:
         check(self.actor_every >= 1, "actor_every", "must be >= 1")
         check(self.collect_z_scale > 0, "collect_z_scale", "must be > 0")
         check(self.q_weight >= 0, "q_weight", "must be >= 0")
-        check(self.box_weight >= 0, "box_weight", "must be >= 0")
 
 
 def vp_schedule(t: torch.Tensor, beta_min: float, beta_max: float) -> tuple[torch.Tensor, ...]:
@@ -354,32 +351,26 @@ class SOM:
         metrics = {"losses/actor": loss.detach(), "score/norm": score.norm(dim=-1).mean().detach(),
                    "score/target_norm": u_tgt.norm(dim=-1).mean().detach()}
         if c.q_weight > 0:
-            q_loss, box_loss = self.q_ascent_loss(obs, q_fn)
-            loss = loss + c.q_weight * q_loss + c.box_weight * box_loss
+            q_loss = self.q_ascent_loss(obs, q_fn)
+            loss = loss + c.q_weight * q_loss
             metrics["losses/actor_q"] = q_loss.detach()
-            metrics["losses/actor_box"] = box_loss.detach()
         return loss, metrics
 
-    def q_ascent_loss(self, obs: torch.Tensor, q_fn: QFn | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(−min Q(s, a_θ(z)) / mean|Q|, Σ relu(|a_θ(z)| − 1)²) on the collected-noise one-step samples.
+    def q_ascent_loss(self, obs: torch.Tensor, q_fn: QFn | None = None) -> torch.Tensor:
+        """−min Q(s, a_θ(z)) / mean|Q| on the collected-noise one-step samples (TD3+BC's scale-free form).
 
-        The first is TD3+BC's scale-free Q ascent. The MC score moves the actor by the best of K proposals,
-        which in 12-D barely beats the proposals' spread (measured on a Go2 critic: 300 steps moved min Q by
-        −0.003 where 300 Q-gradient steps moved it +0.08); the gradient term gives the one-step map the
-        critic's local direction directly. The second is the box: past ±1 the clamp passes no Q gradient, so
-        an ascent that reaches a bound leaves the raw output there to drift (a Go2 SOM policy trained without
-        it had 55 % of its raw outputs past the box, median |a| 1.1, and collected with dead noise there).
+        The MC score moves the actor by the best of K proposals, which in 12-D barely beats the proposals'
+        spread (measured on a Go2 critic: 300 steps moved min Q by −0.003 where 300 Q-gradient steps moved
+        it +0.08); the gradient term gives the one-step map the critic's local direction directly.
         """
         z = self.cfg.collect_z_scale * torch.randn(obs.shape[0], self.act_dim, device=obs.device)
-        raw = self.actor.sample(obs, z)
-        a = clip_action(raw)
+        a = clip_action(self.actor.sample(obs, z))
         if q_fn is None:
             with frozen(self.critic):  # the gradient reaches the actor only
                 q = torch.minimum(*self.critic(obs, a))
         else:
             q = q_fn(obs, a)
-        box = (raw.abs() - 1.0).clamp_min(0.0).pow(2).sum(-1).mean()
-        return -(q / q.detach().abs().mean().clamp_min(1e-6)).mean(), box
+        return -(q / q.detach().abs().mean().clamp_min(1e-6)).mean()
 
     # ----- update -------------------------------------------------------------------------------
     def update(self, b: Batch) -> dict[str, torch.Tensor]:

@@ -71,35 +71,7 @@ def test_q_weight_moves_the_one_step_policy_up_a_12d_critic() -> None:
 
 def test_q_ascent_loss_leaves_the_critic_without_gradient() -> None:
     som = SOM(4, 3, SOMConfig(hidden=(32, 32), num_proposals=4, q_weight=1.0), seed=0)
-    sum(som.q_ascent_loss(torch.randn(8, 4))).backward()
+    som.q_ascent_loss(torch.randn(8, 4)).backward()
     assert all(p.grad is None for p in som.critic.parameters())
     assert all(p.requires_grad for p in som.critic.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in som.actor.parameters())
-
-
-def test_box_weight_keeps_the_q_ascent_inside_the_action_box() -> None:
-    """A critic whose maximum lies past the box corner: the Q ascent drives the raw one-step output to
-    the bound, where the clamp stops passing gradient. Without `box_weight` the raw output keeps
-    whatever overshoot it reached (and the collection noise is dead there); with it the output comes
-    back to the box while the clamped action still sits at the corner, where Q is highest."""
-    def q_fn(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return 10.0 - (act - 2.0).pow(2).sum(-1)  # best in-box action: the +1 corner
-
-    B, raw = 256, {}
-    obs = torch.zeros(B, 4)
-    for w in (0.0, 10.0):  # at the config's 10 (= q_weight): 1 still left the raw mean at 1.3 here
-        torch.manual_seed(0)
-        som = SOM(4, 12, SOMConfig(hidden=(64, 64), activation="silu", num_proposals=16, alpha=32.0,
-                                   q_norm="advantage", collect_z_scale=0.3, q_weight=10.0, box_weight=w,
-                                   actor_lr=1e-3), seed=0)
-        for _ in range(300):
-            buffer_actions = torch.rand(B, 12) * 2 - 1
-            loss, m = som.actor_loss(Batch(obs, buffer_actions, torch.zeros(B), obs, torch.zeros(B)), q_fn=q_fn)
-            som._step(som.actor_opt, loss)
-        assert float(m["losses/actor_box"]) >= 0.0
-        with torch.no_grad():
-            raw[w] = som.actor.sample(obs, 0.3 * torch.randn(B, 12))
-    # measured: 1.65 without, 1.05 with (clamped mean 0.999)
-    assert float(raw[0.0].abs().mean()) > 1.3, raw[0.0].abs().mean()  # drifted past the clamp
-    assert float(raw[10.0].abs().mean()) < 1.15, raw[10.0].abs().mean()  # held at the box
-    assert float(raw[10.0].clamp(-1, 1).mean()) > 0.9  # and still at the Q-best corner
