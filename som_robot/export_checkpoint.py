@@ -21,27 +21,16 @@ __all__ = ["export_checkpoint", "main"]
 def export_checkpoint(checkpoint: Path, out: Path | None = None) -> Path:
     """Write the checkpoint's policy with its task's contract; returns the ONNX path (default: the run folder's
     policy.onnx). Raises ValueError for a task without a contract or an algorithm without an export."""
-    import torch
-
     from sim.tasks import ROBOT_TASKS
-    from som_robot.envs.factory import env_contract
-    from som_robot.experiment import load_experiment
-    from som_robot.export import EXPORTABLE, export_onnx
-    from som_robot.runners.off_policy import make_algo
+    from som_robot.experiment import load_checkpoint
+    from som_robot.runners.off_policy import export_policy
 
     checkpoint = Path(checkpoint)
-    run_dir = checkpoint.parent.parent
-    exp = load_experiment(run_dir / "config.yaml")
-    contract = env_contract(exp.runner.env, ROBOT_TASKS)
-    if contract is None:
-        raise ValueError(f"{exp.runner.env} is not a robot task: it has no deployment contract to export")
-    algo = make_algo(exp, contract.obs_dim, contract.act_dim, torch.device("cpu"), 0)
-    if not isinstance(algo, EXPORTABLE):
-        raise ValueError(f"no ONNX export for {exp.algo} (exportable: {[c.__name__ for c in EXPORTABLE]})")
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    algo.load_state_dict(ckpt["algo"])
-    meta = {"som_robot.env": exp.runner.env, "som_robot.steps": str(int(ckpt["step"]))}
-    return export_onnx(algo, contract, out or run_dir / "policy.onnx", meta)
+    exp, algo, steps = load_checkpoint(checkpoint)
+    path = export_policy(algo, exp.runner.env, steps, ROBOT_TASKS, out or checkpoint.parent.parent / "policy.onnx")
+    if path is None:
+        raise ValueError(f"no ONNX export for {exp.algo}")
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -64,15 +64,9 @@ def onnx_batch_policy(path: Path) -> BatchPolicy:
 def checkpoint_batch_policy(path: Path) -> BatchPolicy:
     """Any algorithm's training checkpoint (SAC, NC-LQL, SOM) acting deterministically in torch: NC-LQL has
     no ONNX export, and a mid-run checkpoint has none yet."""
-    from som_robot.experiment import load_experiment
-    from som_robot.runners.off_policy import make_algo
+    from som_robot.experiment import load_checkpoint
 
-    exp = load_experiment(path.parent.parent / "config.yaml")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    from sim.go2.obs import OBS_DIM
-
-    algo = make_algo(exp, OBS_DIM, 12, torch.device("cpu"), 0)
-    algo.load_state_dict(ckpt["algo"])
+    _, algo, _ = load_checkpoint(path)
     return lambda obs: algo.act(torch.as_tensor(obs), deterministic=True).numpy()
 
 

@@ -262,10 +262,10 @@ def run_experiment(exp: ExperimentConfig, resume: Path | None = None, tasks: Tas
         runner.load(resume)
     try:
         summary = runner.learn()
-        contract = env_contract(cfg.env, tasks)
-        if dist.is_main() and contract is not None and isinstance(runner.algo, EXPORTABLE):
-            summary["policy"] = str(export_onnx(runner.algo, contract, runner.run_dir / "policy.onnx",
-                                                {"som_robot.env": cfg.env, "som_robot.steps": str(runner.step)}))
+        policy = export_policy(runner.algo, cfg.env, runner.step, tasks, runner.run_dir / "policy.onnx") \
+            if dist.is_main() else None
+        if policy is not None:
+            summary["policy"] = str(policy)
             (runner.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
     finally:
@@ -273,6 +273,15 @@ def run_experiment(exp: ExperimentConfig, resume: Path | None = None, tasks: Tas
         if eval_env is not None:
             eval_env.close()
         dist.shutdown()
+
+
+def export_policy(algo: Algorithm, env: str, steps: int, tasks: TaskCatalogue, path: Path) -> Path | None:
+    """`path` as ONNX with the task's contract and the run's env and step count in its metadata; None for a
+    task without a contract (Gymnasium benchmarks) or an algorithm without an export (NC-LQL)."""
+    contract = env_contract(env, tasks)
+    if contract is None or not isinstance(algo, EXPORTABLE):
+        return None
+    return export_onnx(algo, contract, path, {"som_robot.env": env, "som_robot.steps": str(steps)})
 
 
 def shard_envs(num_envs: int) -> int:
