@@ -126,7 +126,9 @@ def test_onnx_runtime_latency_batch1_one_thread(exported: tuple[SOM, Path]) -> N
     lat = onnx_latency(exported[1], n=3000)
     assert lat["threads"] == 1 and lat["n"] == 3000
     assert 0 < lat["median_us"] <= lat["p99_us"]
-    assert lat["p99_us"] < 1000  # loose on shared CI; the 20 µs target is measured by `bench onnx`
+    # The median, not the p99: on two shared cores a scheduler slice (ms) can land in 1 % of 15 µs calls.
+    # ~10 µs idle; the 20 µs target itself is measured by `bench onnx`.
+    assert lat["median_us"] < 200, lat
 
 
 def test_export_copies_to_cpu_and_leaves_the_training_agent_untouched(tmp_path: Path) -> None:

@@ -39,6 +39,28 @@ def _median_us(fn: Callable[[], Any], n: int, warmup: int = 50) -> dict[str, flo
     return {"median_us": statistics.median(ts), "p99_us": ts[min(len(ts) - 1, int(0.99 * len(ts)))]}
 
 
+def _interleaved_us(fns: dict[str, Callable[[], Any]], n: int, warmup: int = 50
+                    ) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
+    """Time several callables round-robin, so a load change on a shared machine hits all of them alike.
+
+    Returns the per-callable median/p99 and the raw per-round samples (for paired ratios).
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    raw: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(n):
+        for k, fn in fns.items():
+            t0 = time.perf_counter_ns()
+            fn()
+            raw[k].append((time.perf_counter_ns() - t0) / 1e3)
+    stats = {}
+    for k, ts in raw.items():
+        srt = sorted(ts)
+        stats[k] = {"median_us": statistics.median(srt), "p99_us": srt[min(len(srt) - 1, int(0.99 * len(srt)))]}
+    return stats, raw
+
+
 def time_inference(agents: dict[str, Any], obs_dim: int, n: int = 2000) -> dict[str, dict[str, float]]:
     """Batch-1 CPU latency of one action per algorithm, single thread, same process and run.
 
@@ -52,21 +74,25 @@ def time_inference(agents: dict[str, Any], obs_dim: int, n: int = 2000) -> dict[
     out: dict[str, dict[str, float]] = {}
     try:
         for name, agent in agents.items():
-            out[name] = _median_us(lambda a=agent: a.act(obs, deterministic=False), n)
-            if isinstance(agent, SOM):
-                out[f"som_best_of_{agent.cfg.eval_candidates}"] = _median_us(
-                    lambda a=agent: a.act(obs, deterministic=True), n)
-                z = torch.randn(1, agent.act_dim)
+            if not isinstance(agent, SOM):
+                out[name] = _median_us(lambda a=agent: a.act(obs, deterministic=False), n)
+                continue
+            z = torch.randn(1, agent.act_dim)
 
-                @torch.no_grad()
-                def flow20(a: SOM = agent, z: torch.Tensor = z) -> torch.Tensor:
-                    return a.actor.sample_ode(obs, z, steps=20).clamp(-1, 1)
+            @torch.no_grad()
+            def flow20(a: SOM = agent, z: torch.Tensor = z) -> torch.Tensor:
+                return a.actor.sample_ode(obs, z, steps=20).clamp(-1, 1)
 
-                out["flow_20step"] = _median_us(flow20, n)
+            stats, raw = _interleaved_us({
+                name: lambda a=agent: a.act(obs, deterministic=False),
+                f"som_best_of_{agent.cfg.eval_candidates}": lambda a=agent: a.act(obs, deterministic=True),
+                "flow_20step": flow20}, n)
+            out.update(stats)
+            # Median of per-round ratios: both sides of each ratio ran within the same millisecond.
+            out["ratio_flow20_over_som"] = {"value": statistics.median(
+                f / s for f, s in zip(raw["flow_20step"], raw[name], strict=True))}
     finally:
         torch.set_num_threads(threads)
-    if "som" in out and "flow_20step" in out:
-        out["ratio_flow20_over_som"] = {"value": out["flow_20step"]["median_us"] / out["som"]["median_us"]}
     return out
 
 
