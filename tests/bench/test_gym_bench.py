@@ -24,3 +24,26 @@ def test_bench_writes_results_curves_and_timings(tmp_path: Path) -> None:
     upd = res["timing"]["InvertedPendulum-v5"]["update"]
     assert upd["som_ms"] > 0 and set(upd["som_profile_ms"]) >= {"mc_score", "actor_jvp_fwd_bwd"}
     assert (out / "learning_curves.png").stat().st_size > 10_000
+
+
+def test_interleaved_timing_keeps_a_ratio_through_a_load_change() -> None:
+    """A slow phase that starts halfway (another job taking the core) scales both sides of each paired
+    ratio alike; timed one block after the other, it would land on one side only (CI: 7.4 for ~14)."""
+    import statistics
+    import time
+
+    from som_robot.bench.gym import _interleaved_us
+
+    calls = {"n": 0}
+
+    def spin(us: float) -> None:
+        calls["n"] += 1
+        slow = 3.0 if calls["n"] > 400 else 1.0  # 400 rounds × 2 callables: the last 200 rounds 3× slower
+        end = time.perf_counter_ns() + int(us * slow * 1e3)
+        while time.perf_counter_ns() < end:
+            pass
+
+    stats, raw = _interleaved_us({"one": lambda: spin(20.0), "five": lambda: spin(100.0)}, n=400, warmup=0)
+    ratio = statistics.median(f / o for f, o in zip(raw["five"], raw["one"], strict=True))
+    assert 4.0 < ratio < 6.0, ratio
+    assert stats["one"]["median_us"] <= stats["one"]["p99_us"] and len(raw["one"]) == 400
