@@ -28,22 +28,15 @@ __all__ = ["run_gym_bench", "time_inference", "time_updates", "plot_curves"]
 
 
 def _median_us(fn: Callable[[], Any], n: int, warmup: int = 50) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        fn()
-        ts.append((time.perf_counter_ns() - t0) / 1e3)
-    ts.sort()
-    return {"median_us": statistics.median(ts), "p99_us": ts[min(len(ts) - 1, int(0.99 * len(ts)))]}
+    """Median and p99 µs of one callable (the one-callable case of `_interleaved_us`)."""
+    return _interleaved_us({"fn": fn}, n, warmup)[0]["fn"]
 
 
 def _interleaved_us(fns: dict[str, Callable[[], Any]], n: int, warmup: int = 50
                     ) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
     """Time several callables round-robin, so a load change on a shared machine hits all of them alike.
 
-    Returns the per-callable median/p99 and the raw per-round samples (for paired ratios).
+    Returns the per-callable median/p99 and the raw per-round samples (for `paired_ratio`).
     """
     for _ in range(warmup):
         for fn in fns.values():
@@ -59,6 +52,12 @@ def _interleaved_us(fns: dict[str, Callable[[], Any]], n: int, warmup: int = 50
         srt = sorted(ts)
         stats[k] = {"median_us": statistics.median(srt), "p99_us": srt[min(len(srt) - 1, int(0.99 * len(srt)))]}
     return stats, raw
+
+
+def paired_ratio(num: list[float], den: list[float]) -> float:
+    """Median of per-round ratios of two round-robin timings: both sides of each ratio ran within the same
+    millisecond, so a slow phase of the machine cancels."""
+    return statistics.median(a / b for a, b in zip(num, den, strict=True))
 
 
 def time_inference(agents: dict[str, Any], obs_dim: int, n: int = 2000) -> dict[str, dict[str, float]]:
@@ -88,9 +87,7 @@ def time_inference(agents: dict[str, Any], obs_dim: int, n: int = 2000) -> dict[
                 f"som_best_of_{agent.cfg.eval_candidates}": lambda a=agent: a.act(obs, deterministic=True),
                 "flow_20step": flow20}, n)
             out.update(stats)
-            # Median of per-round ratios: both sides of each ratio ran within the same millisecond.
-            out["ratio_flow20_over_som"] = {"value": statistics.median(
-                f / s for f, s in zip(raw["flow_20step"], raw[name], strict=True))}
+            out["ratio_flow20_over_som"] = {"value": paired_ratio(raw["flow_20step"], raw[name])}
     finally:
         torch.set_num_threads(threads)
     return out

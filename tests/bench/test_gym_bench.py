@@ -29,10 +29,9 @@ def test_bench_writes_results_curves_and_timings(tmp_path: Path) -> None:
 def test_interleaved_timing_keeps_a_ratio_through_a_load_change() -> None:
     """A slow phase that starts halfway (another job taking the core) scales both sides of each paired
     ratio alike; timed one block after the other, it would land on one side only (CI: 7.4 for ~14)."""
-    import statistics
     import time
 
-    from som_robot.bench.gym import _interleaved_us
+    from som_robot.bench.gym import _interleaved_us, paired_ratio
 
     calls = {"n": 0}
 
@@ -44,6 +43,6 @@ def test_interleaved_timing_keeps_a_ratio_through_a_load_change() -> None:
             pass
 
     stats, raw = _interleaved_us({"one": lambda: spin(20.0), "five": lambda: spin(100.0)}, n=400, warmup=0)
-    ratio = statistics.median(f / o for f, o in zip(raw["five"], raw["one"], strict=True))
+    ratio = paired_ratio(raw["five"], raw["one"])
     assert 4.0 < ratio < 6.0, ratio
     assert stats["one"]["median_us"] <= stats["one"]["p99_us"] and len(raw["one"]) == 400
