@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import numpy as np
 import torch
 
 from som_robot.algos import SOM
+from som_robot.bench.timing import interleaved_us, median_us, paired_ratio
 from som_robot.envs import GymVecEnv
 from som_robot.experiment import load_experiment, run_experiment
 from som_robot.nn.meanflow import adaptive_l2, meanflow_target
@@ -25,39 +24,6 @@ from som_robot.runners import make_algo
 from som_robot.storage import Batch
 
 __all__ = ["run_gym_bench", "time_inference", "time_updates", "plot_curves"]
-
-
-def _median_us(fn: Callable[[], Any], n: int, warmup: int = 50) -> dict[str, float]:
-    """Median and p99 µs of one callable (the one-callable case of `_interleaved_us`)."""
-    return _interleaved_us({"fn": fn}, n, warmup)[0]["fn"]
-
-
-def _interleaved_us(fns: dict[str, Callable[[], Any]], n: int, warmup: int = 50
-                    ) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
-    """Time several callables round-robin, so a load change on a shared machine hits all of them alike.
-
-    Returns the per-callable median/p99 and the raw per-round samples (for `paired_ratio`).
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    raw: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(n):
-        for k, fn in fns.items():
-            t0 = time.perf_counter_ns()
-            fn()
-            raw[k].append((time.perf_counter_ns() - t0) / 1e3)
-    stats = {}
-    for k, ts in raw.items():
-        srt = sorted(ts)
-        stats[k] = {"median_us": statistics.median(srt), "p99_us": srt[min(len(srt) - 1, int(0.99 * len(srt)))]}
-    return stats, raw
-
-
-def paired_ratio(num: list[float], den: list[float]) -> float:
-    """Median of per-round ratios of two round-robin timings: both sides of each ratio ran within the same
-    millisecond, so a slow phase of the machine cancels."""
-    return statistics.median(a / b for a, b in zip(num, den, strict=True))
 
 
 def time_inference(agents: dict[str, Any], obs_dim: int, n: int = 2000) -> dict[str, dict[str, float]]:
@@ -74,7 +40,7 @@ def time_inference(agents: dict[str, Any], obs_dim: int, n: int = 2000) -> dict[
     try:
         for name, agent in agents.items():
             if not isinstance(agent, SOM):
-                out[name] = _median_us(lambda a=agent: a.act(obs, deterministic=False), n)
+                out[name] = median_us(lambda a=agent: a.act(obs, deterministic=False), n)
                 continue
             z = torch.randn(1, agent.act_dim)
 
@@ -82,7 +48,7 @@ def time_inference(agents: dict[str, Any], obs_dim: int, n: int = 2000) -> dict[
             def flow20(a: SOM = agent, z: torch.Tensor = z) -> torch.Tensor:
                 return a.actor.sample_ode(obs, z, steps=20).clamp(-1, 1)
 
-            stats, raw = _interleaved_us({
+            stats, raw = interleaved_us({
                 name: lambda a=agent: a.act(obs, deterministic=False),
                 f"som_best_of_{agent.cfg.eval_candidates}": lambda a=agent: a.act(obs, deterministic=True),
                 "flow_20step": flow20}, n)
@@ -100,7 +66,7 @@ def time_updates(agents: dict[str, Any], obs_dim: int, act_dim: int, batch: int 
               torch.randn(batch, obs_dim), torch.zeros(batch))
     out: dict[str, Any] = {"threads": torch.get_num_threads(), "batch": batch}
     for name, agent in agents.items():
-        out[f"{name}_ms"] = _median_us(lambda a=agent: a.update(b), n, warmup=2)["median_us"] / 1e3
+        out[f"{name}_ms"] = median_us(lambda a=agent: a.update(b), n, warmup=2)["median_us"] / 1e3
         if isinstance(agent, SOM):
             out["som_profile_ms"] = _som_profile(agent, b, n)
     return out
@@ -124,7 +90,7 @@ def _som_profile(agent: SOM, b: Batch, n: int) -> dict[str, float]:
     def critic_step() -> None:
         agent.critic_loss(b)[0].backward()
 
-    return {k: _median_us(f, n, warmup=2)["median_us"] / 1e3 for k, f in
+    return {k: median_us(f, n, warmup=2)["median_us"] / 1e3 for k, f in
             (("mc_score", score), ("actor_jvp_fwd_bwd", jvp_step), ("actor_plain_fwd_bwd", plain_step),
              ("critic_fwd_bwd", critic_step))}
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-import time
 from typing import Any
 
 import torch
 
 from som_robot.algos.sac import SAC, SACConfig
 from som_robot.algos.som import SOM
+from som_robot.bench.timing import interleaved_us
 from som_robot.experiment import load_experiment
 from som_robot.storage import Batch
 
@@ -47,13 +47,13 @@ def update_costs(rounds: int = 7, per_round: int = 20, threads: int = 0, som_con
     for a in agents.values():  # warm-up (allocator, first-call paths); an even count keeps SOM's actor phase
         for _ in range(4):
             a.update(batch)
-    times: dict[str, list[float]] = {k: [] for k in agents}
-    for _ in range(rounds):
-        for name, a in agents.items():
-            t0 = time.perf_counter()
-            for _ in range(per_round):
-                a.update(batch)
-            times[name].append((time.perf_counter() - t0) / per_round * 1e3)
+
+    def block(a: Any) -> None:  # one timed sample: per_round updates
+        for _ in range(per_round):
+            a.update(batch)
+
+    _, raw_us = interleaved_us({k: lambda a=a: block(a) for k, a in agents.items()}, rounds, warmup=0)
+    times = {k: [t / per_round / 1e3 for t in v] for k, v in raw_us.items()}  # ms per update, per round
     ms = {k: statistics.median(v) for k, v in times.items()}
     p = som_exp.params
     return {"som_ms": ms["som"], "sac_ms": ms["sac"], "sac_plain_ms": ms["sac_plain"],

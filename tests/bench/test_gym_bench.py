@@ -31,7 +31,7 @@ def test_interleaved_timing_keeps_a_ratio_through_a_load_change() -> None:
     ratio alike; timed one block after the other, it would land on one side only (CI: 7.4 for ~14)."""
     import time
 
-    from som_robot.bench.gym import _interleaved_us, paired_ratio
+    from som_robot.bench.timing import interleaved_us, paired_ratio
 
     calls = {"n": 0}
 
@@ -42,7 +42,7 @@ def test_interleaved_timing_keeps_a_ratio_through_a_load_change() -> None:
         while time.perf_counter_ns() < end:
             pass
 
-    stats, raw = _interleaved_us({"one": lambda: spin(20.0), "five": lambda: spin(100.0)}, n=400, warmup=0)
+    stats, raw = interleaved_us({"one": lambda: spin(20.0), "five": lambda: spin(100.0)}, n=400, warmup=0)
     ratio = paired_ratio(raw["five"], raw["one"])
     assert 4.0 < ratio < 6.0, ratio
     assert stats["one"]["median_us"] <= stats["one"]["p99_us"] and len(raw["one"]) == 400
