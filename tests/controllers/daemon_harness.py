@@ -149,6 +149,13 @@ class FakeRobot:
             self.lc.publish(channel, data)
             return time.monotonic()
 
+    def republish_last(self, channel: str) -> float:
+        """Send `channel`'s last message again, under the publish lock: read outside it, the loop's next
+        message can go out first and the copy arrives out of order instead of duplicated."""
+        with self._lock:
+            self.lc.publish(channel, self.last[channel].encode())
+            return time.monotonic()
+
     def silence(self, channel: str) -> float:
         """Stop publishing `channel`; returns the time of its last message (when the silence began)."""
         with self._lock:

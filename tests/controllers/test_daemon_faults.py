@@ -88,7 +88,7 @@ FAULTS: dict[str, tuple[Callable[[FakeRobot], float], str]] = {
     "imu_nan": (lambda r: r.publish(ch.IMU, _nan_imu), "non-finite value in 'gyro'"),
     "estimate_inf": (lambda r: r.publish(ch.STATE_ESTIMATE, _inf_estimate), "non-finite value in 'ang_vel_body'"),
     "joint_state_wrong_size": (lambda r: r.publish(ch.JOINT_STATE, joint_state, n=11), "wrong array size: n=11"),
-    "joint_state_duplicate": (lambda r: r.publish_raw(ch.JOINT_STATE, r.last[ch.JOINT_STATE].encode()),
+    "joint_state_duplicate": (lambda r: r.republish_last(ch.JOINT_STATE),
                               "duplicated seq/utime"),
     "estimate_out_of_order": (lambda r: _replay(r, ch.STATE_ESTIMATE, estimate), "out-of-order"),
     "estop": (lambda r: r.publish(ch.JOYSTICK, joystick, estop=True), "e-stop"),
