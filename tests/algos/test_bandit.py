@@ -75,3 +75,18 @@ def test_q_ascent_loss_leaves_the_critic_without_gradient() -> None:
     assert all(p.grad is None for p in som.critic.parameters())
     assert all(p.requires_grad for p in som.critic.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in som.actor.parameters())
+
+
+def test_collect_spread_measures_the_collecting_samples_std() -> None:
+    """The logged exploration figure is the std of a = clip(z − u): with u ≡ 0 it is the z scale (clipped at ±1,
+    clipped N(0, 1) has std 0.72), and a freshly initialised actor spreads more at a larger z scale."""
+    torch.manual_seed(0)
+    obs = torch.randn(64, 4)
+    fresh, expected = [], {0.3: (0.27, 0.33), 1.0: (0.66, 0.78)}
+    for zs, (lo, hi) in expected.items():
+        som = SOM(4, 12, SOMConfig(hidden=(32, 32), num_proposals=4, collect_z_scale=zs), seed=0)
+        fresh.append(float(som.collect_spread(obs)))
+        for p in som.actor.parameters():
+            p.data.zero_()
+        assert lo < float(som.collect_spread(obs)) < hi, zs
+    assert fresh[1] > 2 * fresh[0], fresh
