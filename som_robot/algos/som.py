@@ -350,12 +350,16 @@ class SOM:
         loss = adaptive_l2(u, u_tgt, c.loss_p, c.loss_c)
         metrics = {"losses/actor": loss.detach(), "score/norm": score.norm(dim=-1).mean().detach(),
                    "score/target_norm": u_tgt.norm(dim=-1).mean().detach()}
-        metrics["policy/collect_spread"] = self.collect_spread(obs[:64])
         if c.q_weight > 0:
             q_loss = self.q_ascent_loss(obs, q_fn)
             loss = loss + c.q_weight * q_loss
             metrics["losses/actor_q"] = q_loss.detach()
         return loss, metrics
+
+    def log_scalars(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Diagnostics of the collecting policy at the envs' current observations, built only on the steps the
+        runner logs (not on every update, whose metrics the runner drops until the next log)."""
+        return {"policy/collect_spread": self.collect_spread(self.normalize(obs[:64]))}
 
     @torch.no_grad()
     def collect_spread(self, obs: torch.Tensor) -> torch.Tensor:

@@ -139,7 +139,8 @@ class OffPolicyRunner:
                 next_log += cfg.log_every
                 sps = (self.step - s0) / max(time.perf_counter() - t0, 1e-9)
                 if writer is not None:
-                    self._log(writer, metrics | res.log | {"charts/sps": sps}, ep_returns)
+                    extra = self.algo.log_scalars(obs) if hasattr(self.algo, "log_scalars") else {}
+                    self._log(writer, metrics | extra | res.log | {"charts/sps": sps}, ep_returns)
                     post = {}
                     if "tracking/lin_vel_error" in res.log:  # the figure that matters for a joystick task
                         post = {"track": f"{res.log['tracking/lin_vel_error']:.3f}",

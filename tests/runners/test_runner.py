@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from som_robot.envs import GymVecEnv
 from som_robot.experiment import load_experiment
@@ -34,6 +35,8 @@ def test_run_folder_has_config_metrics_tensorboard_and_checkpoint(tmp_path: Path
         assert [x["step"] for x in lines] == [200, 400]
         assert list((run / "tb").glob("events.out.tfevents.*"))
         assert (run / "checkpoints" / "last.pt").exists()
+    tags = EventAccumulator(str(tmp_path / "som" / "tb")).Reload().Tags()["scalars"]
+    assert {"losses/critic", "losses/actor", "policy/collect_spread"} <= set(tags), tags  # SOM's log_scalars
 
 
 def test_resume_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
