@@ -176,7 +176,7 @@ class Go2VecEnv(JoystickTaskStep):
         obs = final.clone()
         if done.size:
             ids = torch.from_numpy(done).to(self.device)
-            self._reset_envs(ids)
+            self._reset_envs(ids, keep_command=terminated[ids] if self.cfg.command.keep_on_fall else None)
             obs[ids] = self._observe({k: v[ids] for k, v in noise.items()}, ids)
         return StepResult(obs.to(_F32), reward.to(_F32), terminated, truncated, final.to(_F32), returns,
                           lengths, log)
@@ -224,8 +224,9 @@ class Go2VecEnv(JoystickTaskStep):
             setattr(p, k, torch.as_tensor(v, dtype=dtype, device=self.device))
         return p
 
-    def _reset_envs(self, ids: torch.Tensor) -> None:
-        """New DR draw, model parameters, spawn pose and command for envs `ids` (a device index tensor)."""
+    def _reset_envs(self, ids: torch.Tensor, keep_command: torch.Tensor | None = None) -> None:
+        """New DR draw, model parameters, spawn pose and command for envs `ids` (a device index tensor);
+        where `keep_command` (bool, one per id) is set, the env keeps its command."""
         n, cfg, sim = int(ids.numel()), self.cfg, self.sim
         self.dr.assign(ids, self._sample_dr(cfg.domain_rand, n))  # type: ignore[arg-type]
         if cfg.domain_rand.enabled:
@@ -245,7 +246,10 @@ class Go2VecEnv(JoystickTaskStep):
             qpos[:, :2] = self.rng.uniform(-1.0, 1.0, (n, 2)) * (cfg.rough.half_size - 3.0)
             qpos[:, 2] += cfg.rough.max_height
         sim.reset(ids, qpos, torch.zeros(n, self.model.nv, dtype=self.dtype, device=self.device))
-        self.commands[ids] = self._sample_commands(n).to(self.dtype)
+        new = self._sample_commands(n).to(self.dtype)
+        if keep_command is not None:
+            new = torch.where(keep_command[:, None], self.commands[ids], new)
+        self.commands[ids] = new
         for arr in (self.last_action, self.action_hist, self.air_time, self.ep_ret):
             arr[ids] = 0.0
         self.last_contact[ids] = False

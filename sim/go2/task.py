@@ -84,23 +84,28 @@ class JoystickTaskStep:
         self.cmd_level = 0.0 if c.curriculum else 1.0
         self._curr_every = max(1, int(round(c.curriculum_interval_s / self.dt)))
         self._curr_acc: Any = 0.0
+        self._curr_falls: Any = 0.0
         self._curr_n = 0
 
     def _sample_commands(self, n: int) -> Array:
         return sample_commands(self.rng, self.cfg.command, n, self.cmd_level)  # type: ignore[attr-defined]
 
-    def _curriculum(self, lin_track: Array) -> None:
-        """Accumulate the mean tracking kernel; every interval, raise the level if it reached the bar
-        (one host read per interval on a device)."""
+    def _curriculum(self, lin_track: Array, terminated: Array) -> None:
+        """Accumulate the mean tracking kernel and fall rate; every interval, raise the level if tracking
+        reached the bar and falls stayed under theirs (one host read per interval on a device)."""
         c: CommandConfig = self.cfg.command
         if not c.curriculum or self.cmd_level >= 1.0:
             return
         self._curr_acc = self._curr_acc + lin_track.mean()
+        if c.curriculum_max_falls is not None:
+            self._curr_falls = self._curr_falls + terminated.sum()
         self._curr_n += 1
         if self._curr_n >= self._curr_every:
-            if float(self._curr_acc) / self._curr_n >= c.curriculum_threshold:
+            falls_per_min = float(self._curr_falls) / (self._curr_n * self.dt * len(terminated)) * 60.0
+            if float(self._curr_acc) / self._curr_n >= c.curriculum_threshold and (
+                    c.curriculum_max_falls is None or falls_per_min <= c.curriculum_max_falls):
                 self.cmd_level = min(1.0, self.cmd_level + c.curriculum_step)
-            self._curr_acc, self._curr_n = 0.0, 0
+            self._curr_acc, self._curr_falls, self._curr_n = 0.0, 0.0, 0
 
     # -- one step -----------------------------------------------------------------------------
     def _task_step(self, action: Array, torque_sq: Array, rot: Array, lin_vel: Array, ang_vel: Array,
@@ -123,7 +128,6 @@ class JoystickTaskStep:
                          else foot_z - foot_z.amin(dim=1, keepdim=True))  # amin: min(dim) is ms on 2 threads
         raw = reward_terms(rs, self.cfg.reward)
         reward, terms = compose_rewards(raw, self.cfg.reward, self.dt)
-        self._curriculum(raw["tracking"])
         self.air_time[contact_filt] = 0.0
 
         tc = self.cfg.termination
@@ -131,6 +135,7 @@ class JoystickTaskStep:
         terminated = (abs(roll) > tc.max_roll) | (abs(pitch) > tc.max_pitch) | unstable
         if tc.base_contact:
             terminated |= sd[:, self._base_col] > 0
+        self._curriculum(raw["tracking"], terminated)
         truncated = (self.ep_len >= self.max_episode_steps) & ~terminated
         penalty = self.cfg.reward.termination_penalty
         terms["termination"] = -penalty * terminated

@@ -82,8 +82,19 @@ def test_command_curriculum_starts_forward_and_widens_only_with_tracking() -> No
     assert env.cmd_level == 0.0
     for _ in range(3):
         for _ in range(env._curr_every):
-            env._curriculum(np.ones(2))
+            env._curriculum(np.ones(2), np.zeros(2, dtype=bool))
     assert env.cmd_level == pytest.approx(3 * c.curriculum_step)
+    env.close()
+    # A fall gate of 10 per env-minute: one fall in an interval of 2 env-seconds (30/min) holds the level,
+    # the same tracking without falls raises it.
+    gated = Go2EnvConfig(domain_rand=NO_DR, command=replace(c, curriculum_interval_s=1.0, curriculum_max_falls=10.0))
+    env = Go2VecEnv(gated, num_envs=2, seed=0, nthread=1)
+    for i in range(env._curr_every):
+        env._curriculum(np.ones(2), np.array([i == 0, False]))
+    assert env.cmd_level == 0.0
+    for _ in range(env._curr_every):
+        env._curriculum(np.ones(2), np.zeros(2, dtype=bool))
+    assert env.cmd_level == pytest.approx(c.curriculum_step)
     env.close()
 
 
