@@ -16,7 +16,7 @@ from som_robot.storage import Batch
 QFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (obs (B, S), act (B, d)) → Q (B,)
 
 __all__ = ["QFn", "Algorithm", "best_of", "optimizer_step", "TwinQ", "polyak_update", "uniform_actions", "clip_action",
-           "frozen"]
+           "frozen", "clip_inverting_gradients"]
 
 
 @contextlib.contextmanager
@@ -79,6 +79,31 @@ def uniform_actions(n: int, act_dim: int, device: torch.device | str, gen: torch
 def clip_action(a: torch.Tensor) -> torch.Tensor:
     """All policies act in the [-1, 1] box; envs rescale to their own bounds."""
     return a.clamp(-1.0, 1.0)
+
+
+class _InvertingGradients(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(a)
+        return a.clamp(-1.0, 1.0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (a,) = ctx.saved_tensors
+        # grad is d(loss)/d(action); a loss that wants the action larger has grad < 0.
+        return grad * torch.where(grad < 0, (1.0 - a) / 2.0, (1.0 + a) / 2.0)
+
+
+def clip_inverting_gradients(a: torch.Tensor) -> torch.Tensor:
+    """clip_action whose backward scales a gradient by the room left towards the bound it pushes to, and turns
+    it round past the bound (Hausknecht & Stone 2016, "inverting gradients" for bounded actions).
+
+    Through a plain clamp a critic's gradient vanishes at and past the box: a Q-ascent actor that reaches the
+    bound gets no signal back, its raw outputs drift past it, and clipped samples coincide (a Go2 SOM actor
+    had 41 % of its joint actions at the bound, raw outputs up to 3.6, and clipping removed 40 % of its
+    sampling spread).
+    """
+    return _InvertingGradients.apply(a)
 
 
 @torch.no_grad()

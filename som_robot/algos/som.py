@@ -22,7 +22,16 @@ from typing import Any, Literal
 
 import torch
 
-from som_robot.algos.common import QFn, TwinQ, best_of, clip_action, frozen, optimizer_step, polyak_update
+from som_robot.algos.common import (
+    QFn,
+    TwinQ,
+    best_of,
+    clip_action,
+    clip_inverting_gradients,
+    frozen,
+    optimizer_step,
+    polyak_update,
+)
 from som_robot.config import check
 from som_robot.nn.meanflow import MeanFlowNet, adaptive_l2, meanflow_target
 from som_robot.nn.normalizer import EmpiricalNormalizer
@@ -70,6 +79,9 @@ class SOMConfig:
     collect_z_scale: float = 1.0  # collect with z ~ N(0, s²I): s < 1 narrows the one-step samples towards the mode
     grad_clip: float = 0.0  # 0 = off
     q_weight: float = 0.0  # λ of a Q-ascent term on the one-step sample (FQL-style; proposal, not the paper's)
+    # how the Q-ascent sample meets the action box: "clip" (the critic's gradient vanishes at and past the bound)
+    # or "invert" (Hausknecht & Stone's inverting gradients: scaled by the room left, turned round past it)
+    q_bound: Literal["clip", "invert"] = "clip"
     obs_norm: bool = False  # empirical observation normalisation (exported inside the ONNX graph)
 
     def __post_init__(self) -> None:
@@ -377,7 +389,8 @@ class SOM:
         it +0.08); the gradient term gives the one-step map the critic's local direction directly.
         """
         z = self.cfg.collect_z_scale * torch.randn(obs.shape[0], self.act_dim, device=obs.device)
-        a = clip_action(self.actor.sample(obs, z))
+        raw = self.actor.sample(obs, z)
+        a = clip_inverting_gradients(raw) if self.cfg.q_bound == "invert" else clip_action(raw)
         if q_fn is None:
             with frozen(self.critic):  # the gradient reaches the actor only
                 q = torch.minimum(*self.critic(obs, a))
