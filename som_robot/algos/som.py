@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -82,6 +83,12 @@ class SOMConfig:
     # how the Q-ascent sample meets the action box: "clip" (the critic's gradient vanishes at and past the bound)
     # or "invert" (Hausknecht & Stone's inverting gradients: scaled by the room left, turned round past it)
     q_bound: Literal["clip", "invert"] = "clip"
+    # Target per-joint std of the collecting samples (0 = off; a proposal, not the paper's). The Q-ascent term
+    # pulls the one-step map onto its mode with nothing pushing back (DDPG-like); this adds SAC's answer, an
+    # entropy bonus with an auto-tuned weight: −η·E log‖a(z₁) − a(z₂)‖ (a nearest-neighbour entropy surrogate
+    # of the implicit policy), η raised while the spread sits below the target and lowered above it.
+    spread_target: float = 0.0
+    spread_lr: float = 1e-3  # Adam rate of log η
     obs_norm: bool = False  # empirical observation normalisation (exported inside the ONNX graph)
 
     def __post_init__(self) -> None:
@@ -101,6 +108,8 @@ class SOMConfig:
         check(self.actor_every >= 1, "actor_every", "must be >= 1")
         check(self.collect_z_scale > 0, "collect_z_scale", "must be > 0")
         check(self.q_weight >= 0, "q_weight", "must be >= 0")
+        check(0.0 <= self.spread_target < 1.0, "spread_target", "must be in [0, 1) (0 = off)")
+        check(self.spread_lr > 0, "spread_lr", "must be > 0")
 
 
 def vp_schedule(t: torch.Tensor, beta_min: float, beta_max: float) -> tuple[torch.Tensor, ...]:
@@ -269,6 +278,8 @@ class SOM:
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.obs_norm = EmpiricalNormalizer(obs_dim).to(self.device) if cfg.obs_norm else None
+        self.log_spread_coef = torch.zeros((), device=self.device, requires_grad=True)  # log η, η = 1 at start
+        self.spread_opt = torch.optim.Adam([self.log_spread_coef], lr=cfg.spread_lr)
         self.num_updates = 0
         self._actor_metrics: dict[str, torch.Tensor] = {}
 
@@ -353,7 +364,8 @@ class SOM:
         return linear_path_velocity(a_t, t, score).detach()
 
     def actor_loss(self, b: Batch, q_fn: QFn | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """MeanFlow loss with the score-based PF-ODE teacher velocity (algorithms.md §3.3–3.4)."""
+        """MeanFlow loss with the score-based PF-ODE teacher velocity (algorithms.md §3.3–3.4), plus the
+        optional Q-ascent and spread terms on the collecting samples."""
         c, obs = self.cfg, b.obs
         r, t, mu, sigma, beta, a_t = self.noised_batch(b)
         score = self.estimate_score(obs, a_t, mu, sigma, q_fn)
@@ -362,11 +374,29 @@ class SOM:
         loss = adaptive_l2(u, u_tgt, c.loss_p, c.loss_c)
         metrics = {"losses/actor": loss.detach(), "score/norm": score.norm(dim=-1).mean().detach(),
                    "score/target_norm": u_tgt.norm(dim=-1).mean().detach()}
-        if c.q_weight > 0:
-            q_loss = self.q_ascent_loss(obs, q_fn)
-            loss = loss + c.q_weight * q_loss
-            metrics["losses/actor_q"] = q_loss.detach()
+        if c.q_weight > 0 or c.spread_target > 0:
+            raw = self.collect_raw(obs, 2 if c.spread_target > 0 else 1)
+            if c.q_weight > 0:
+                q_loss = self.q_ascent_loss(obs, q_fn, raw[0])
+                loss = loss + c.q_weight * q_loss
+                metrics["losses/actor_q"] = q_loss.detach()
+            if c.spread_target > 0:
+                a1, a2 = clip_action(raw[0]), clip_action(raw[1])
+                entropy = (a1 - a2).norm(dim=-1).clamp_min(1e-6).log().mean()
+                loss = loss - self.log_spread_coef.exp().detach() * entropy
+                spread = (0.5 * (a1 - a2).detach().pow(2).mean()).sqrt()
+                metrics |= {"policy/train_spread": spread, "policy/spread_coef": self.log_spread_coef.exp().detach()}
         return loss, metrics
+
+    def collect_raw(self, obs: torch.Tensor, n: int) -> torch.Tensor:
+        """n differentiable one-step outputs per state (n, B, d) before the box, z ~ N(0, collect_z_scale²I)."""
+        B = obs.shape[0]
+        z = self.cfg.collect_z_scale * torch.randn(n * B, self.act_dim, device=obs.device)
+        return self.actor.sample(obs.repeat(n, 1), z).reshape(n, B, self.act_dim)
+
+    def spread_coef_loss(self, spread: torch.Tensor) -> torch.Tensor:
+        """Dual step on log η (SAC's α loss with the spread for the entropy): raise η below the target."""
+        return self.log_spread_coef * (spread.log() - math.log(self.cfg.spread_target))
 
     def log_scalars(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Diagnostics of the collecting policy at the envs' current observations, built only on the steps the
@@ -381,15 +411,15 @@ class SOM:
         a1, a2 = self.sample(obs, self.cfg.collect_z_scale), self.sample(obs, self.cfg.collect_z_scale)
         return (0.5 * (a1 - a2).pow(2).mean()).sqrt()
 
-    def q_ascent_loss(self, obs: torch.Tensor, q_fn: QFn | None = None) -> torch.Tensor:
+    def q_ascent_loss(self, obs: torch.Tensor, q_fn: QFn | None = None, raw: torch.Tensor | None = None
+                      ) -> torch.Tensor:
         """−min Q(s, a_θ(z)) / mean|Q| on the collected-noise one-step samples (TD3+BC's scale-free form).
 
         The MC score moves the actor by the best of K proposals, which in 12-D barely beats the proposals'
         spread (measured on a Go2 critic: 300 steps moved min Q by −0.003 where 300 Q-gradient steps moved
         it +0.08); the gradient term gives the one-step map the critic's local direction directly.
         """
-        z = self.cfg.collect_z_scale * torch.randn(obs.shape[0], self.act_dim, device=obs.device)
-        raw = self.actor.sample(obs, z)
+        raw = self.collect_raw(obs, 1)[0] if raw is None else raw
         a = clip_inverting_gradients(raw) if self.cfg.q_bound == "invert" else clip_action(raw)
         if q_fn is None:
             with frozen(self.critic):  # the gradient reaches the actor only
@@ -408,10 +438,17 @@ class SOM:
         self._step(self.critic_opt, closs)
         polyak_update(self.critic_targ, self.critic, self.cfg.tau)
         if self.num_updates % self.cfg.actor_every == 0:
-            aloss, self._actor_metrics = self.actor_loss(b)
-            self._step(self.actor_opt, aloss)
+            self._actor_metrics = self.actor_step(b)
         self.num_updates += 1
         return m | self._actor_metrics
+
+    def actor_step(self, b: Batch, q_fn: QFn | None = None) -> dict[str, torch.Tensor]:
+        """One actor step and, with a spread target, one dual step on the spread weight."""
+        aloss, metrics = self.actor_loss(b, q_fn)
+        self._step(self.actor_opt, aloss)
+        if self.cfg.spread_target > 0:
+            self._step(self.spread_opt, self.spread_coef_loss(metrics["policy/train_spread"]))
+        return metrics
 
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer_step(opt, loss, self.cfg.grad_clip)
@@ -421,6 +458,7 @@ class SOM:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "critic_targ": self.critic_targ.state_dict(), "actor_opt": self.actor_opt.state_dict(),
                 "critic_opt": self.critic_opt.state_dict(), "num_updates": self.num_updates,
+                "log_spread_coef": self.log_spread_coef.detach().clone(), "spread_opt": self.spread_opt.state_dict(),
                 **({"obs_norm": self.obs_norm.state_dict()} if self.obs_norm is not None else {})}
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
@@ -429,3 +467,7 @@ class SOM:
         if self.obs_norm is not None:
             self.obs_norm.load_state_dict(sd["obs_norm"])
         self.num_updates = int(sd["num_updates"])
+        if "log_spread_coef" in sd:  # checkpoints from before the spread target have neither
+            with torch.no_grad():
+                self.log_spread_coef.copy_(sd["log_spread_coef"])
+            self.spread_opt.load_state_dict(sd["spread_opt"])
