@@ -253,6 +253,11 @@ def teacher_velocity(a_t: torch.Tensor, score: torch.Tensor, beta: torch.Tensor,
     return -0.5 * beta * (a_t + score)
 
 
+def pair_spread(a1: torch.Tensor, a2: torch.Tensor) -> torch.Tensor:
+    """Per-joint std of a policy from two independent draws per state: E[(a₁ − a₂)²] = 2·Var."""
+    return (0.5 * (a1 - a2).pow(2).mean()).sqrt()
+
+
 def sample_rt(n: int, t_min: float, t_max: float, ratio_r_eq_t: float, device: torch.device,
               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """t ~ U(t_min, t_max), r ~ U(0, t), and r = t on a `ratio_r_eq_t` fraction: shapes (n, 1)."""
@@ -383,9 +388,9 @@ class SOM:
             if c.spread_target > 0:
                 a1, a2 = clip_action(raw[0]), clip_action(raw[1])
                 entropy = (a1 - a2).norm(dim=-1).clamp_min(1e-6).log().mean()
-                loss = loss - self.log_spread_coef.exp().detach() * entropy
-                spread = (0.5 * (a1 - a2).detach().pow(2).mean()).sqrt()
-                metrics |= {"policy/train_spread": spread, "policy/spread_coef": self.log_spread_coef.exp().detach()}
+                eta = self.log_spread_coef.exp().detach()
+                loss = loss - eta * entropy
+                metrics |= {"policy/train_spread": pair_spread(a1.detach(), a2.detach()), "policy/spread_coef": eta}
         return loss, metrics
 
     def collect_raw(self, obs: torch.Tensor, n: int) -> torch.Tensor:
@@ -408,8 +413,7 @@ class SOM:
         """Per-joint std of the collecting one-step samples (z ~ N(0, collect_z_scale²I), before explore_noise),
         from two draws per state: E[(a₁ − a₂)²] = 2·Var. The one-step map is far from linear in z: on Go2 runs
         that stood it was 0.03 at z scale 0.3 (0.14 at 0.5, 0.42 at 1), where SAC's actions spread 0.13."""
-        a1, a2 = self.sample(obs, self.cfg.collect_z_scale), self.sample(obs, self.cfg.collect_z_scale)
-        return (0.5 * (a1 - a2).pow(2).mean()).sqrt()
+        return pair_spread(self.sample(obs, self.cfg.collect_z_scale), self.sample(obs, self.cfg.collect_z_scale))
 
     def q_ascent_loss(self, obs: torch.Tensor, q_fn: QFn | None = None, raw: torch.Tensor | None = None
                       ) -> torch.Tensor:

@@ -22,6 +22,20 @@ def mass_near_peaks(actions: torch.Tensor, radius: float = 0.2) -> list[float]:
     return [float(((actions - p).abs() < radius).float().mean()) for p in PEAKS]
 
 
+TARGET_12D = torch.full((12,), 0.6)
+
+
+def concave_q_12d(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """A concave 12-D critic with its optimum at 0.6 on every joint."""
+    return 10.0 - (act - TARGET_12D).pow(2).sum(-1)
+
+
+def som_12d(**kw: float | str) -> SOM:
+    """The Go2-like SOM actor of the 12-D tests: K = 16, α = 32 on advantage-normalised Q, z scale 0.3."""
+    return SOM(4, 12, SOMConfig(hidden=(64, 64), activation="silu", num_proposals=16, alpha=32.0, q_norm="advantage",
+                                collect_z_scale=0.3, actor_lr=1e-3, **kw), seed=0)
+
+
 def test_som_covers_both_modes_sac_collapses_to_one() -> None:
     torch.manual_seed(0)
     B, n = 256, 4000
@@ -48,24 +62,19 @@ def test_som_covers_both_modes_sac_collapses_to_one() -> None:
 def test_q_weight_moves_the_one_step_policy_up_a_12d_critic() -> None:
     """In 12-D the best of 16 proposals barely beats their spread; the Q-ascent term (q_weight) must
     carry the one-step map much closer to the optimum in the same number of actor steps."""
-    target = torch.full((12,), 0.6)
-
-    def q_fn(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return 10.0 - (act - target).pow(2).sum(-1)
-
     B, dists = 256, {}
     obs = torch.zeros(B, 4)
     for w in (0.0, 10.0):
         torch.manual_seed(0)
-        som = SOM(4, 12, SOMConfig(hidden=(64, 64), activation="silu", num_proposals=16, alpha=32.0,
-                                   q_norm="advantage", collect_z_scale=0.3, q_weight=w, actor_lr=1e-3), seed=0)
+        som = som_12d(q_weight=w)
         for _ in range(150):
             buffer_actions = (torch.rand(B, 12) * 2 - 1) * 0.5  # an old, timid policy's actions
-            loss, m = som.actor_loss(Batch(obs, buffer_actions, torch.zeros(B), obs, torch.zeros(B)), q_fn=q_fn)
+            loss, m = som.actor_loss(Batch(obs, buffer_actions, torch.zeros(B), obs, torch.zeros(B)),
+                                     q_fn=concave_q_12d)
             som._step(som.actor_opt, loss)
         assert ("losses/actor_q" in m) == (w > 0)
         a0 = som.actor.sample(obs[:1], torch.zeros(1, 12)).detach()
-        dists[w] = float((a0 - target).norm())
+        dists[w] = float((a0 - TARGET_12D).norm())
     assert dists[10.0] < 0.5 * dists[0.0], dists
 
 
@@ -105,8 +114,7 @@ def test_inverting_gradients_keep_the_q_ascent_actor_inside_the_box() -> None:
     obs = torch.zeros(B, 4)
     for q_bound in ("clip", "invert"):
         torch.manual_seed(0)
-        som = SOM(4, 12, SOMConfig(hidden=(64, 64), activation="silu", num_proposals=16, alpha=32.0, q_norm="advantage",
-                                   collect_z_scale=0.3, q_weight=10.0, actor_lr=1e-3, q_bound=q_bound), seed=0)
+        som = som_12d(q_weight=10.0, q_bound=q_bound)
         for _ in range(300):
             buffer_actions = torch.rand(B, 12) * 2 - 1
             loss, _ = som.actor_loss(Batch(obs, buffer_actions, torch.zeros(B), obs, torch.zeros(B)), q_fn=q_fn)
@@ -133,24 +141,17 @@ def test_spread_target_keeps_the_q_ascent_actor_from_collapsing() -> None:
     """Q-ascent on a concave 12-D critic collapses the one-step map onto the optimum (collect spread ~0.03 per
     joint); the auto-tuned spread weight must hold the spread near its target while the mode (z = 0) still
     reaches the optimum."""
-    target = torch.full((12,), 0.6)
-
-    def q_fn(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return 10.0 - (act - target).pow(2).sum(-1)
-
     B, out = 256, {}
     obs = torch.zeros(B, 4)
     for st in (0.0, 0.13):
         torch.manual_seed(0)
-        som = SOM(4, 12, SOMConfig(hidden=(64, 64), activation="silu", num_proposals=16, alpha=32.0, q_norm="advantage",
-                                   collect_z_scale=0.3, q_weight=10.0, actor_lr=1e-3, spread_target=st, spread_lr=1e-2),
-                  seed=0)
+        som = som_12d(q_weight=10.0, spread_target=st, spread_lr=1e-2)
         for _ in range(800):
             buffer_actions = (torch.rand(B, 12) * 2 - 1) * 0.5
-            m = som.actor_step(Batch(obs, buffer_actions, torch.zeros(B), obs, torch.zeros(B)), q_fn=q_fn)
+            m = som.actor_step(Batch(obs, buffer_actions, torch.zeros(B), obs, torch.zeros(B)), q_fn=concave_q_12d)
         assert ("policy/spread_coef" in m) == (st > 0)
         mode = som.actor.sample(obs[:1], torch.zeros(1, 12)).detach()
-        out[st] = (float(som.collect_spread(obs)), float((mode - target).norm()))
+        out[st] = (float(som.collect_spread(obs)), float((mode - TARGET_12D).norm()))
     (free_spread, free_dist), (held_spread, held_dist) = out[0.0], out[0.13]
     assert free_spread < 0.06, out  # measured 0.02-0.03
     assert 0.09 < held_spread < 0.2, out  # measured 0.146 at 800 steps (0.13 at 1000)
