@@ -9,6 +9,7 @@
     python -m som_robot.bench gpu --out $OUT                # the CUDA device check (scripts/device_check.sh)
     python -m som_robot.bench walk --policy policies/go2_som.onnx --vx 0.5 [--pushes] [env.terrain=rough]
     python -m som_robot.bench walk --policy policies/go2_som.onnx --table   # the whole walk bar
+    python -m som_robot.bench walk --policy policies/go2_som.onnx --noise-std 0.3  # the collecting policy, not z = 0
     python -m som_robot.bench walk --policy policies/go2_som.onnx --vx 0.5 --video walk.mp4  # + a video of env 0
 
 gym writes results.json (final returns mean ± std over seeds, µs per action at batch 1 on CPU,
@@ -72,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     w.add_argument("--pushes", action="store_true", help="keep the training DR's pushes on")
     w.add_argument("--table", action="store_true", help="run the whole walk bar (every command, +pushes)")
     w.add_argument("--seed", type=int, default=123)
+    w.add_argument("--noise-std", type=float, default=0.0,
+                   help="feed noise ~ N(0, s^2) to the policy's noise input (0: the daemon's repeatable action)")
     w.add_argument("--video", type=Path, help="MP4 of env 0 with the command/velocity overlay (rendered after the run)")
     w.add_argument("overrides", nargs="*", help="key=value overrides of the env config, e.g. env.terrain=rough")
     gp = sub.add_parser("gpu", help="the CUDA device check (resumable JSON; --device cpu rehearses it)")
@@ -113,12 +116,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         env_cfg = load_go2_config(overrides=[o.removeprefix("env.") for o in args.overrides])
         if args.table:
-            table = walk_table(args.policy, env_cfg, args.envs, args.seconds, args.seed)
+            table = walk_table(args.policy, env_cfg, args.envs, args.seconds, args.seed, args.noise_std)
             print(table_markdown(table))
             print(json.dumps(table, indent=2))
         else:
             print(json.dumps(walk_test(args.policy, env_cfg, (args.vx, args.vy, args.yaw), args.envs, args.seconds,
-                                       args.pushes, args.seed, video=args.video), indent=2))
+                                       args.pushes, args.seed, video=args.video, noise_std=args.noise_std),
+                             indent=2))
         return
     if args.suite == "onnx":
         from som_robot.bench.onnx_latency import onnx_latency

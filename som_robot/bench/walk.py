@@ -52,13 +52,19 @@ def fixed_command_cfg(env_cfg: Any, cmd: Sequence[float], pushes: bool) -> Any:
 BatchPolicy = Callable[[np.ndarray], np.ndarray]  # (N, obs_dim) float32 → (N, 12) actions in [-1, 1]
 
 
-def onnx_batch_policy(path: Path) -> BatchPolicy:
-    """An exported policy through ONNX Runtime with the contract check, one call per env (as onboard)."""
+def onnx_batch_policy(path: Path, noise_std: float = 0.0, seed: int = 0) -> BatchPolicy:
+    """An exported policy through ONNX Runtime with the contract check, one call per env (as onboard).
+    `noise_std` > 0 feeds noise ~ N(0, noise_std²) instead of zeros: the stochastic policy that collected
+    the training data (SOM: `collect_z_scale`; SAC: 1), to tell a bad mode from a bad policy."""
     from sim.go2.contract import go2_contract
     from som_robot.policy_runtime import OnnxPolicy
 
     policy = OnnxPolicy(path, expected=go2_contract())
-    return lambda obs: np.stack([policy(o) for o in obs])
+    if noise_std <= 0.0:
+        return lambda obs: np.stack([policy(o) for o in obs])
+    rng = np.random.default_rng(seed)
+    dim = policy.contract.act_dim
+    return lambda obs: np.stack([policy(o, noise_std * rng.standard_normal(dim)) for o in obs])
 
 
 def checkpoint_batch_policy(path: Path) -> BatchPolicy:
@@ -70,22 +76,27 @@ def checkpoint_batch_policy(path: Path) -> BatchPolicy:
     return lambda obs: algo.act(torch.as_tensor(obs), deterministic=True).numpy()
 
 
-def as_batch_policy(policy: Path | BatchPolicy) -> BatchPolicy:
+def as_batch_policy(policy: Path | BatchPolicy, noise_std: float = 0.0) -> BatchPolicy:
     if callable(policy):
         return policy
-    return checkpoint_batch_policy(policy) if Path(policy).suffix == ".pt" else onnx_batch_policy(Path(policy))
+    if Path(policy).suffix == ".pt":
+        if noise_std > 0.0:
+            raise ValueError("noise_std needs an exported .onnx policy (its noise is an input)")
+        return checkpoint_batch_policy(policy)
+    return onnx_batch_policy(Path(policy), noise_std)
 
 
 def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (0.5, 0.0, 0.0), num_envs: int = 16,
               seconds: float = 20.0, pushes: bool = False, seed: int = 123,
-              video: Path | None = None) -> dict[str, float]:
+              video: Path | None = None, noise_std: float = 0.0) -> dict[str, float]:
     """Mean achieved base-frame velocities, tracking errors and falls of `num_envs` Go2s at command `cmd`.
     `policy`: an exported .onnx, a training checkpoint .pt (deterministic torch act), or a batch callable.
-    `video`: an MP4 of env 0 with the command/velocity overlay, rendered after the run from its logged poses."""
+    `video`: an MP4 of env 0 with the command/velocity overlay, rendered after the run from its logged poses.
+    `noise_std`: the ONNX noise input's std (0: the repeatable action the daemon runs)."""
     from sim.go2.env import Go2VecEnv
     from sim.go2.obs import base_kinematics
 
-    act_fn = as_batch_policy(policy)
+    act_fn = as_batch_policy(policy, noise_std)
     env = Go2VecEnv(fixed_command_cfg(env_cfg, cmd, pushes), num_envs=num_envs, seed=seed, nthread=1)
     obs = env.reset(seed=seed).numpy()
     steps = int(round(seconds / env.dt))
@@ -138,9 +149,9 @@ def _judge(row: dict[str, Any], checks: Sequence[tuple[str, str, float]]) -> lis
 
 
 def walk_table(policy: Path | BatchPolicy, env_cfg: Any, num_envs: int = 16, seconds: float = 20.0,
-               seed: int = 123) -> dict[str, Any]:
+               seed: int = 123, noise_std: float = 0.0) -> dict[str, Any]:
     """Every row of `BAR`, without and with pushes; each row says whether it passes and why not."""
-    policy = as_batch_policy(policy)
+    policy = as_batch_policy(policy, noise_std)
     rows = []
     for pushes in (False, True):
         for name, cmd, checks in BAR:
@@ -148,7 +159,8 @@ def walk_table(policy: Path | BatchPolicy, env_cfg: Any, num_envs: int = 16, sec
             failed = _judge(row, checks if not pushes else ())  # with pushes the bar is the fall rate
             rows.append({"name": name + (" +pushes" if pushes else ""), **row, "pass": not failed,
                          "failed": failed})
-    return {"rows": rows, "all_pass": all(r["pass"] for r in rows), "num_envs": num_envs, "seconds": seconds}
+    return {"rows": rows, "all_pass": all(r["pass"] for r in rows), "num_envs": num_envs, "seconds": seconds,
+            "noise_std": noise_std}
 
 
 def table_markdown(table: dict[str, Any]) -> str:

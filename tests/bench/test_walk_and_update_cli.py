@@ -91,3 +91,19 @@ def test_walk_reports_the_share_of_actions_on_the_box_bound() -> None:
         res = walk_test(lambda obs, a=act: np.tile(a, (len(obs), 1)), env_cfg, (0.5, 0.0, 0.0), num_envs=2,
                         seconds=0.2)
         assert res["action_saturation"] == share, (act, res["action_saturation"])
+
+
+def test_walk_policy_noise_input_drives_the_collecting_policy_and_is_repeatable(tmp_path: Path) -> None:
+    """--noise-std: the ONNX noise input gets N(0, s²) draws (seeded), 0 keeps the daemon's repeatable action."""
+    import numpy as np
+
+    from som_robot.bench.walk import onnx_batch_policy
+
+    policy = _policy(tmp_path)
+    obs = np.random.default_rng(0).standard_normal((4, OBS_DIM)).astype(np.float32)
+    mode = onnx_batch_policy(policy)
+    np.testing.assert_array_equal(mode(obs), mode(obs))
+    noisy = onnx_batch_policy(policy, noise_std=0.3, seed=5)
+    first, second = noisy(obs), noisy(obs)
+    assert np.abs(first - mode(obs)).max() > 1e-3 and np.abs(first - second).max() > 1e-3
+    np.testing.assert_array_equal(first, onnx_batch_policy(policy, noise_std=0.3, seed=5)(obs))
