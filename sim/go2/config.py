@@ -73,7 +73,9 @@ class CommandConfig:
     the envs fall more often than that. `keep_on_fall`: an env whose episode ends in a fall keeps its command
     through the reset. Without it a fall resamples the command, so the commands a policy falls under fill
     a small share of the buffer: a Go2 policy that dove under forward commands (74-84 falls per env-minute
-    there) fell 9 per env-minute over the mixed commands it trained on.
+    there) fell 9 per env-minute over the mixed commands it trained on. `keep_on_fall_from_level` turns it
+    on only from that curriculum level: the lunge that takes SOM off the standing start stays cheap, and the
+    forward start it falls from is trained once the ranges are wide.
     """
 
     lin_vel_x: Range = (-1.0, 1.0)
@@ -89,6 +91,7 @@ class CommandConfig:
     curriculum_interval_s: float = 5.0  # how often the level is checked
     curriculum_max_falls: float | None = None  # falls per env-minute above which the level holds (None: off)
     keep_on_fall: bool = False  # a fall's reset keeps the env's command instead of drawing a new one
+    keep_on_fall_from_level: float = 0.0  # ... once the curriculum level reaches this (1.0: at the full ranges)
 
     def __post_init__(self) -> None:
         for k in ("lin_vel_x", "lin_vel_y", "ang_vel_yaw", "initial_lin_vel_x"):
@@ -98,6 +101,7 @@ class CommandConfig:
         check(0.0 <= self.stand_prob <= 1.0, "stand_prob", "must be in [0, 1]")
         check(0.0 < self.curriculum_step <= 1.0, "curriculum_step", "must be in (0, 1]")
         check(self.curriculum_interval_s > 0, "curriculum_interval_s", "must be > 0")
+        check(0.0 <= self.keep_on_fall_from_level <= 1.0, "keep_on_fall_from_level", "must be in [0, 1]")
         check(self.curriculum_max_falls is None or self.curriculum_max_falls >= 0, "curriculum_max_falls",
               "must be >= 0 (or null: off)")
 

@@ -176,7 +176,9 @@ class Go2VecEnv(JoystickTaskStep):
         obs = final.clone()
         if done.size:
             ids = torch.from_numpy(done).to(self.device)
-            self._reset_envs(ids, keep_command=terminated[ids] if self.cfg.command.keep_on_fall else None)
+            c = self.cfg.command
+            keep = c.keep_on_fall and self.cmd_level >= c.keep_on_fall_from_level
+            self._reset_envs(ids, keep_command=terminated[ids] if keep else None)
             obs[ids] = self._observe({k: v[ids] for k, v in noise.items()}, ids)
         return StepResult(obs.to(_F32), reward.to(_F32), terminated, truncated, final.to(_F32), returns,
                           lengths, log)

@@ -120,19 +120,25 @@ def test_upside_down_base_terminates_and_resets() -> None:
     assert env.ep_len.tolist() == [0, 1]
 
 
-@pytest.mark.parametrize("keep", [True, False])
-def test_keep_on_fall_keeps_a_fallen_envs_command_and_only_its(keep: bool) -> None:
-    """Env 0 falls, env 1 times out, env 2 runs on: with keep_on_fall only env 0's command survives its reset."""
+@pytest.mark.parametrize(("keep", "from_level", "level", "kept"),
+                         [(True, 0.0, 1.0, True), (False, 0.0, 1.0, False), (True, 1.0, 0.75, False),
+                          (True, 1.0, 1.0, True)])
+def test_keep_on_fall_keeps_a_fallen_envs_command_and_only_its(keep: bool, from_level: float, level: float,
+                                                                kept: bool) -> None:
+    """Env 0 falls, env 1 times out, env 2 runs on: with keep_on_fall only env 0's command survives its reset,
+    and with keep_on_fall_from_level only once the curriculum has reached that level."""
     env = make_env(n=3, domain_rand=NO_DR, command=CommandConfig(curriculum=False, stand_prob=0.0, zero_below=0.0,
-                                                                 keep_on_fall=keep))
+                                                                 keep_on_fall=keep,
+                                                                 keep_on_fall_from_level=from_level))
     env.reset(0)
+    env.cmd_level = level
     before = env.commands.clone()
     env.sim.qpos[0, 2] = 0.15
     env.sim.qpos[0, 3:7] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # on its back
     env.ep_len[1] = env.max_episode_steps - 1
     res = env.step(zeros(env))
     assert res.terminated.tolist() == [True, False, False] and res.truncated.tolist() == [False, True, False]
-    assert torch.equal(env.commands[0], before[0]) == keep
+    assert torch.equal(env.commands[0], before[0]) == kept
     assert not torch.equal(env.commands[1], before[1]) and torch.equal(env.commands[2], before[2])
     assert torch.allclose(res.obs[:, obs_slices()["command"]], env.commands.float())  # what the policy sees next
 
