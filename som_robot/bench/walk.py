@@ -60,11 +60,12 @@ def onnx_batch_policy(path: Path, noise_std: float = 0.0, seed: int = 0) -> Batc
     from som_robot.policy_runtime import OnnxPolicy
 
     policy = OnnxPolicy(path, expected=go2_contract())
-    if noise_std <= 0.0:
-        return lambda obs: np.stack([policy(o) for o in obs])
-    rng = np.random.default_rng(seed)
-    dim = policy.contract.act_dim
-    return lambda obs: np.stack([policy(o, noise_std * rng.standard_normal(dim)) for o in obs])
+    rng, dim = np.random.default_rng(seed), policy.contract.act_dim
+
+    def noise() -> np.ndarray | None:  # None: the runtime's zeros
+        return noise_std * rng.standard_normal(dim) if noise_std > 0.0 else None
+
+    return lambda obs: np.stack([policy(o, noise()) for o in obs])
 
 
 def checkpoint_batch_policy(path: Path) -> BatchPolicy:
