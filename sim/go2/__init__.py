@@ -18,7 +18,7 @@ _EXPORTS = {
     "RewardConfig": "sim.go2.config", "RoughTerrainConfig": "sim.go2.config", "TerminationConfig": "sim.go2.config",
     "load_go2_config": "sim.go2.config", "Go2VecEnv": "sim.go2.env",
     "build_model": "sim.go2.model", "build_spec": "sim.go2.model", "OBS_DIM": "sim.go2.obs",
-    "OBS_LAYOUT": "sim.go2.obs", "ObsTerm": "sim.go2.obs",
+    "OBS_LAYOUT": "sim.go2.obs", "ObsTerm": "sim.go2.obs", "GO2_MIRROR": "sim.go2.symmetry",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -35,6 +35,7 @@ from sim.go2.model import build_model
 from sim.go2.obs import OBS_DIM, OBS_LAYOUT, base_kinematics, build_obs
 from sim.go2.randomize import TorchRng
 from sim.go2.rewards import REWARD_TERMS, check_reward_keys
+from sim.go2.symmetry import GO2_MIRROR
 from sim.go2.task import JoystickTaskStep, sample_commands
 from som_robot.envs.registry import resolve_backend
 from som_robot.envs.vec_env import StepResult
@@ -66,6 +67,8 @@ class Go2VecEnv(JoystickTaskStep):
     `backend` (default: the config's, `auto` = Warp on CUDA, MuJoCo C otherwise) picks the `Sim`;
     `nthread` is MuJoCo C's thread pool, `nconmax`/`njmax` Warp's per-world capacities.
     """
+
+    mirror = GO2_MIRROR  # the task's left-right symmetry (sim.go2.symmetry), for `runner.mirror`
 
     def __init__(self, cfg: Go2EnvConfig | None = None, num_envs: int = 64, seed: int = 0, nthread: int = 0,
                  device: str | torch.device = "cpu", backend: str | None = None, nconmax: int | None = None,

@@ -39,7 +39,11 @@ class StepResult:
 
 @runtime_checkable
 class VecEnv(Protocol):
-    """N environments stepped together."""
+    """N environments stepped together.
+
+    An env may also carry `mirror` (with `.obs` and `.act` maps, e.g. `sim.go2.symmetry.Mirror`): a
+    symmetry of its MDP under which rewards and terminations do not change, for `runner.mirror`.
+    """
 
     num_envs: int
     obs_dim: int

@@ -28,6 +28,7 @@ class RunnerConfig:
     buffer_size: int = 1_000_000
     utd: float = 1.0  # gradient updates per env step
     overlap_env: bool = False  # step the envs in a worker thread while the updates run (uses a second core)
+    mirror: bool = False  # also store each transition's mirror image (the env's `mirror`: Go2 left-right)
     n_step: int = 1  # n-step returns (storage.nstep: folded per env, cut at episode ends, γ^m in the target)
     eval_every: int = 5_000  # env steps between evaluations (0 = only at the end)
     eval_episodes: int = 5

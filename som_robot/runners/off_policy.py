@@ -22,7 +22,7 @@ from tqdm import tqdm
 from som_robot import distributed as dist
 from som_robot.algos import ALGOS, Algorithm
 from som_robot.algos.common import uniform_actions
-from som_robot.config import dump_yaml
+from som_robot.config import ConfigError, dump_yaml
 from som_robot.envs import VecEnv
 from som_robot.envs.factory import env_contract, make_vec_env
 from som_robot.envs.registry import NO_TASKS, TaskCatalogue
@@ -81,6 +81,9 @@ class OffPolicyRunner:
                 dist.broadcast_module(module)
         self.seed = dist.rank_seed(self.cfg.seed)
         torch.manual_seed(self.seed)  # independent sampling noise per rank
+        self.mirror = getattr(env, "mirror", None) if self.cfg.mirror else None
+        if self.cfg.mirror and self.mirror is None:
+            raise ConfigError(f"runner.mirror: env {self.cfg.env!r} has no mirror (a symmetry of its MDP)")
         self.buffer = ReplayBuffer(env.obs_dim, env.act_dim, self.cfg.buffer_size, self.device, self.seed)
         self.gen = torch.Generator(device=self.device).manual_seed(self.seed + 1)
         self.step = 0  # env steps so far, summed over envs and ranks
@@ -125,10 +128,10 @@ class OffPolicyRunner:
             else:
                 res = self.env.step(act)
             if folder is None:
-                self.buffer.add(obs, act, res.reward, res.final_obs, res.terminated)
+                self._store(obs, act, res.reward, res.final_obs, res.terminated)
             else:
                 *tr, m = folder.step(obs, act, res.reward, res.final_obs, res.terminated, res.truncated)
-                self.buffer.add(*tr, nstep=m)
+                self._store(*tr, nstep=m)
             obs = res.obs
             self.step += n * self.world
             bar.update(n * self.world)
@@ -178,6 +181,14 @@ class OffPolicyRunner:
                     "best_return": max(h["eval_return"] for h in self.history), "wall_s": time.perf_counter() - t0}
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+    def _store(self, obs: torch.Tensor, act: torch.Tensor, rew: torch.Tensor, next_obs: torch.Tensor,
+               done: torch.Tensor, nstep: torch.Tensor | None = None) -> None:
+        """Transitions into the buffer, and with `mirror` their mirror images too (same reward, same done)."""
+        self.buffer.add(obs, act, rew, next_obs, done, nstep=nstep)
+        if self.mirror is not None:
+            m = self.mirror
+            self.buffer.add(m.obs(obs), m.act(act), rew, m.obs(next_obs), done, nstep=nstep)
 
     def _updates(self, n: int) -> dict[str, Any]:
         """The gradient updates that `n` new env steps earn at the configured UTD; the last update's metrics."""

@@ -3,9 +3,11 @@
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from som_robot.config import ConfigError
 from som_robot.envs import GymVecEnv
 from som_robot.experiment import load_experiment
 from som_robot.runners import OffPolicyRunner
@@ -116,3 +118,36 @@ def test_n_step_returns_reach_the_buffer_and_the_update(tmp_path: Path) -> None:
     assert 400 - 3 * 2 <= len(runner.buffer) <= 400
     m = runner.buffer.nstep[: len(runner.buffer)]
     assert set(m.unique().tolist()) <= {1.0, 2.0, 3.0} and (m == 3.0).float().mean() > 0.5
+
+
+def test_mirror_stores_each_transition_and_its_go2_mirror_image(tmp_path: Path) -> None:
+    """runner.mirror=true on the Go2: the buffer holds each transition and, right after its batch, the mirror
+    image (sim.go2.symmetry) with the same reward and done (1-step, so the batches line up; the n-step folder's
+    output goes through the same `_store`); an env without a mirror refuses the switch instead of training on
+    one copy silently."""
+    from sim.go2.env import Go2VecEnv
+    from sim.go2.symmetry import GO2_MIRROR
+
+    n = 4
+    over = ["params.hidden=[32, 32]", "runner.num_envs=4", "runner.warmup_steps=80", "runner.batch_size=32",
+            "runner.eval_every=0", "runner.log_every=80", "runner.progress=false", "runner.total_steps=160",
+            "runner.mirror=true", "runner.n_step=1", "env.episode_length_s=0.5"]
+    exp = load_experiment("quadruped/sac.yaml", over)
+    env = Go2VecEnv(exp.env, num_envs=n, seed=0, nthread=1)
+    runner = OffPolicyRunner(exp, env, None, tmp_path / "m")
+    runner.learn()
+    size = len(runner.buffer)
+    assert size == 2 * 160
+    b = runner.buffer
+    rows = torch.arange(size).view(-1, 2 * n)
+    orig, mirr = rows[:, :n].reshape(-1), rows[:, n:].reshape(-1)
+    assert torch.allclose(GO2_MIRROR.obs(b.obs[orig]), b.obs[mirr])
+    assert torch.allclose(GO2_MIRROR.obs(b.next_obs[orig]), b.next_obs[mirr])
+    assert torch.allclose(GO2_MIRROR.act(b.act[orig]), b.act[mirr])
+    assert torch.equal(b.rew[orig], b.rew[mirr]) and torch.equal(b.done[orig], b.done[mirr])
+    assert not torch.allclose(b.obs[orig], b.obs[mirr])  # the images differ from the originals
+    env.close()
+
+    gym_exp = load_experiment("gym/sac.yaml", TINY + ["runner.mirror=true"])
+    with pytest.raises(ConfigError, match="runner.mirror"):
+        OffPolicyRunner(gym_exp, GymVecEnv("Hopper-v5", 2), None, tmp_path / "g")
