@@ -37,7 +37,7 @@ def load_checkpoint(checkpoint: str | Path) -> tuple[ExperimentConfig, Algorithm
     folder's resolved config.yaml at the task contract's sizes and loaded with the checkpoint's weights."""
     checkpoint = Path(checkpoint)
     exp = load_experiment(checkpoint.parent.parent / "config.yaml")
-    contract = env_contract(exp.runner.env, ROBOT_TASKS)
+    contract = env_contract(exp.runner.env, ROBOT_TASKS, exp.env)
     if contract is None:
         raise ValueError(f"{exp.runner.env} is not a robot task: it has no contract to size the agent by")
     algo = _off_policy.make_algo(exp, contract.obs_dim, contract.act_dim, torch.device("cpu"), 0)

@@ -27,7 +27,8 @@ def export_checkpoint(checkpoint: Path, out: Path | None = None) -> Path:
 
     checkpoint = Path(checkpoint)
     exp, algo, steps = load_checkpoint(checkpoint)
-    path = export_policy(algo, exp.runner.env, steps, ROBOT_TASKS, out or checkpoint.parent.parent / "policy.onnx")
+    path = export_policy(algo, exp.runner.env, steps, ROBOT_TASKS, out or checkpoint.parent.parent / "policy.onnx",
+                         exp.env)
     if path is None:
         raise ValueError(f"no ONNX export for {exp.algo}")
     return path

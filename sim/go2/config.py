@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from sim.go2.constants import ACTION_SCALE
 from som_robot.config import apply_overrides, check, from_dict, load_yaml
 
 __all__ = [
@@ -217,6 +218,9 @@ class Go2EnvConfig:
     episode_length_s: float = 20.0
     backend: Literal["auto", "cpu", "warp"] = "auto"  # simulator; auto: MuJoCo Warp on CUDA, batched MuJoCo C else
     terrain: Literal["flat", "rough"] = "flat"
+    # rad per unit action (q* = default + action_scale·a, a in [-1, 1]); part of the exported contract, so a
+    # policy trained with another box only runs where the robot config allows that box (contract check)
+    action_scale: float = ACTION_SCALE
     rough: RoughTerrainConfig = field(default_factory=RoughTerrainConfig)
     command: CommandConfig = field(default_factory=CommandConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -225,6 +229,7 @@ class Go2EnvConfig:
 
     def __post_init__(self) -> None:
         check(self.episode_length_s > 0, "episode_length_s", "must be > 0")
+        check(0.0 < self.action_scale <= 1.0, "action_scale", f"must be in (0, 1] rad, got {self.action_scale}")
 
 
 def load_go2_config(path: str | Path | None = DEFAULT_CONFIG_PATH, overrides: Sequence[str] = ()) -> Go2EnvConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from robots.go2 import TORQUE_LIMITS  # re-exported: the contract's motor limits
 from sim.go2.constants import (
     ACTION_SCALE,
@@ -20,10 +22,12 @@ from som_robot.contract import PolicyContract
 __all__ = ["go2_contract", "TORQUE_LIMITS"]
 
 
-def go2_contract() -> PolicyContract:
-    """Contract of a policy trained on `Go2VecEnv` (joint order, pose, gains, layout, rates)."""
+def go2_contract(cfg: Any = None) -> PolicyContract:
+    """Contract of a policy trained on `Go2VecEnv` (joint order, pose, gains, layout, rates); `cfg` (a
+    Go2EnvConfig) supplies what a run may change: the action box."""
+    action_scale = ACTION_SCALE if cfg is None else cfg.action_scale
     return PolicyContract(
         robot="unitree_go2", joint_names=JOINT_NAMES, default_pose=tuple(float(x) for x in DEFAULT_JOINT_POS),
         kp=(float(KP),) * NUM_JOINTS, kd=(float(KD),) * NUM_JOINTS, torque_limits=TORQUE_LIMITS,
-        action_scale=float(ACTION_SCALE), obs_terms=tuple(OBS_LAYOUT), control_dt=float(CTRL_DT),
+        action_scale=float(action_scale), obs_terms=tuple(OBS_LAYOUT), control_dt=float(CTRL_DT),
         sim_dt=float(SIM_DT), gait_freq=float(GAIT_FREQ))

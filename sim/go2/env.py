@@ -139,7 +139,7 @@ class Go2VecEnv(JoystickTaskStep):
         self.action_hist[:, 0] = a
         applied = self.action_hist[self._all, self.dr.latency]
         self._push()
-        torque_sq = self._physics(self._default_pos + C.ACTION_SCALE * applied)
+        torque_sq = self._physics(self._default_pos + self.cfg.action_scale * applied)
         self.ep_len += 1
 
         sim = self.sim

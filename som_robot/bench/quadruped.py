@@ -41,7 +41,7 @@ def render_strip(policy_path: Path, env_cfg: Any, out: Path, vx: float = 0.5, fr
     from sim.go2.render import Frame, Go2Renderer
     from som_robot.bench.walk import as_batch_policy, write_walk_video
 
-    policy = as_batch_policy(policy_path)
+    policy = as_batch_policy(policy_path, env_cfg)
     env = Go2VecEnv(fixed_command_cfg(env_cfg, (vx, 0.0, 0.0), pushes=False), num_envs=1, seed=seed, nthread=1)
     poses = []
     obs = env.reset(seed=seed).numpy()

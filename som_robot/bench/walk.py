@@ -52,14 +52,15 @@ def fixed_command_cfg(env_cfg: Any, cmd: Sequence[float], pushes: bool) -> Any:
 BatchPolicy = Callable[[np.ndarray], np.ndarray]  # (N, obs_dim) float32 → (N, 12) actions in [-1, 1]
 
 
-def onnx_batch_policy(path: Path, noise_std: float = 0.0, seed: int = 0) -> BatchPolicy:
-    """An exported policy through ONNX Runtime with the contract check, one call per env (as onboard).
+def onnx_batch_policy(path: Path, env_cfg: Any = None, noise_std: float = 0.0, seed: int = 0) -> BatchPolicy:
+    """An exported policy through ONNX Runtime, its contract checked against the one `env_cfg` trains (None: the
+    defaults, e.g. the action box), one call per env (as onboard).
     `noise_std` > 0 feeds noise ~ N(0, noise_std²) instead of zeros: the stochastic policy that collected
     the training data (SOM: `collect_z_scale`; SAC: 1), to tell a bad mode from a bad policy."""
     from sim.go2.contract import go2_contract
     from som_robot.policy_runtime import OnnxPolicy
 
-    policy = OnnxPolicy(path, expected=go2_contract())
+    policy = OnnxPolicy(path, expected=go2_contract(env_cfg))
     rng, dim = np.random.default_rng(seed), policy.contract.act_dim
 
     def noise() -> np.ndarray | None:  # None: the runtime's zeros
@@ -77,14 +78,14 @@ def checkpoint_batch_policy(path: Path) -> BatchPolicy:
     return lambda obs: algo.act(torch.as_tensor(obs), deterministic=True).numpy()
 
 
-def as_batch_policy(policy: Path | BatchPolicy, noise_std: float = 0.0) -> BatchPolicy:
+def as_batch_policy(policy: Path | BatchPolicy, env_cfg: Any = None, noise_std: float = 0.0) -> BatchPolicy:
     if callable(policy):
         return policy
     if Path(policy).suffix == ".pt":
         if noise_std > 0.0:
             raise ValueError("noise_std needs an exported .onnx policy (its noise is an input)")
         return checkpoint_batch_policy(policy)
-    return onnx_batch_policy(Path(policy), noise_std)
+    return onnx_batch_policy(Path(policy), env_cfg, noise_std)
 
 
 def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (0.5, 0.0, 0.0), num_envs: int = 16,
@@ -97,7 +98,7 @@ def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (
     from sim.go2.env import Go2VecEnv
     from sim.go2.obs import base_kinematics
 
-    act_fn = as_batch_policy(policy, noise_std)
+    act_fn = as_batch_policy(policy, env_cfg, noise_std)
     env = Go2VecEnv(fixed_command_cfg(env_cfg, cmd, pushes), num_envs=num_envs, seed=seed, nthread=1)
     obs = env.reset(seed=seed).numpy()
     steps = int(round(seconds / env.dt))
@@ -152,7 +153,7 @@ def _judge(row: dict[str, Any], checks: Sequence[tuple[str, str, float]]) -> lis
 def walk_table(policy: Path | BatchPolicy, env_cfg: Any, num_envs: int = 16, seconds: float = 20.0,
                seed: int = 123, noise_std: float = 0.0) -> dict[str, Any]:
     """Every row of `BAR`, without and with pushes; each row says whether it passes and why not."""
-    policy = as_batch_policy(policy, noise_std)
+    policy = as_batch_policy(policy, env_cfg, noise_std)
     rows = []
     for pushes in (False, True):
         for name, cmd, checks in BAR:

@@ -21,7 +21,8 @@ def make_vec_env(name: str, env_cfg: object, num_envs: int, device: torch.device
     return GymVecEnv(name, num_envs, device)
 
 
-def env_contract(name: str, tasks: TaskCatalogue = NO_TASKS) -> PolicyContract | None:
-    """The deployment contract of a robot task (None for Gymnasium benchmarks, which are not deployed)."""
+def env_contract(name: str, tasks: TaskCatalogue = NO_TASKS, env_cfg: object = None) -> PolicyContract | None:
+    """The deployment contract of a robot task trained with `env_cfg` (None for Gymnasium benchmarks, which are
+    not deployed)."""
     task = tasks.get(name)
-    return task.contract() if task is not None else None
+    return task.contract(env_cfg) if task is not None else None

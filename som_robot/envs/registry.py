@@ -49,7 +49,7 @@ class RobotTask:
     load_config: Callable[[dict[str, Any]], Any]  # the experiment's `env:` section → task config
     env_class: str  # 'module:Class', constructed as (cfg, num_envs=, seed=, device=, backend=)
     backends: tuple[str, ...]  # simulators the env class runs on
-    contract_builder: str  # 'module:function' returning the task's PolicyContract
+    contract_builder: str  # 'module:function' (task config or None) → the PolicyContract
 
     def backend(self, cfg: Any, device: torch.device) -> str:
         return resolve_backend(getattr(cfg, "backend", "auto"), device)
@@ -61,8 +61,9 @@ class RobotTask:
             raise ValueError(f"robot task {self.name!r} has no {backend!r} backend; has {list(self.backends)}")
         return _load(self.env_class)(cfg, num_envs=num_envs, seed=seed, device=device, backend=backend)
 
-    def contract(self) -> PolicyContract:
-        return _load(self.contract_builder)()
+    def contract(self, cfg: Any = None) -> PolicyContract:
+        """The contract of a policy trained on this task with config `cfg` (None: the task's defaults)."""
+        return _load(self.contract_builder)(cfg)
 
 
 TaskCatalogue = Mapping[str, RobotTask]

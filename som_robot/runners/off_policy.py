@@ -274,7 +274,7 @@ def run_experiment(exp: ExperimentConfig, resume: Path | None = None, tasks: Tas
         runner.load(resume)
     try:
         summary = runner.learn()
-        policy = export_policy(runner.algo, cfg.env, runner.step, tasks, runner.run_dir / "policy.onnx") \
+        policy = export_policy(runner.algo, cfg.env, runner.step, tasks, runner.run_dir / "policy.onnx", exp.env) \
             if dist.is_main() else None
         if policy is not None:
             summary["policy"] = str(policy)
@@ -287,10 +287,12 @@ def run_experiment(exp: ExperimentConfig, resume: Path | None = None, tasks: Tas
         dist.shutdown()
 
 
-def export_policy(algo: Algorithm, env: str, steps: int, tasks: TaskCatalogue, path: Path) -> Path | None:
-    """`path` as ONNX with the task's contract and the run's env and step count in its metadata; None for a
-    task without a contract (Gymnasium benchmarks) or an algorithm without an export (NC-LQL)."""
-    contract = env_contract(env, tasks)
+def export_policy(algo: Algorithm, env: str, steps: int, tasks: TaskCatalogue, path: Path,
+                  env_cfg: object = None) -> Path | None:
+    """`path` as ONNX with the contract of the task trained with `env_cfg`, and the run's env and step count in
+    its metadata; None for a task without a contract (Gymnasium benchmarks) or an algorithm without an export
+    (NC-LQL)."""
+    contract = env_contract(env, tasks, env_cfg)
     if contract is None or not isinstance(algo, EXPORTABLE):
         return None
     return export_onnx(algo, contract, path, {"som_robot.env": env, "som_robot.steps": str(steps)})

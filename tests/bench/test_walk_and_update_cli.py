@@ -107,3 +107,23 @@ def test_walk_policy_noise_input_drives_the_collecting_policy_and_is_repeatable(
     first, second = noisy(obs), noisy(obs)
     assert np.abs(first - mode(obs)).max() > 1e-3 and np.abs(first - second).max() > 1e-3
     np.testing.assert_array_equal(first, onnx_batch_policy(policy, noise_std=0.3, seed=5)(obs))
+
+
+def test_walk_checks_the_action_box_a_policy_was_trained_with(tmp_path: Path) -> None:
+    """A policy exported from a run with `env.action_scale=0.5` embeds that box: the walk test (and the daemon)
+    refuse it under the default box, naming the field, and run it under its own."""
+    import dataclasses
+
+    import pytest
+
+    from sim.go2.config import load_go2_config
+    from som_robot.bench.walk import walk_test
+    from som_robot.contract import ContractError
+
+    torch.manual_seed(0)
+    wide = dataclasses.replace(load_go2_config(), action_scale=0.5)
+    policy = export_onnx(SOM(OBS_DIM, 12, SOMConfig(hidden=(32, 32))), go2_contract(wide), tmp_path / "wide.onnx")
+    with pytest.raises(ContractError, match="action_scale"):
+        walk_test(policy, load_go2_config(), num_envs=1, seconds=0.1)
+    res = walk_test(policy, wide, num_envs=1, seconds=0.1)
+    assert res["env_minutes"] > 0

@@ -268,3 +268,19 @@ def test_log_scalars_are_built_only_when_asked() -> None:
         ra, rb = a.step(zeros(a)), b.step(zeros(b))
     assert "reward/tracking" in ra.log and set(rb.log) == {"sim/overflow", "curriculum/level"}
     assert torch.equal(ra.reward, rb.reward) and torch.equal(ra.obs, rb.obs)
+
+
+def test_action_scale_sets_the_pd_targets_box() -> None:
+    """q* = default + action_scale·a, with the box from the config (part of the exported contract)."""
+    from sim.go2.contract import go2_contract
+
+    for scale in (C.ACTION_SCALE, 0.5):
+        env = make_env(2, action_scale=scale, domain_rand=NO_DR)
+        env.step(torch.tensor([[1.0] * 12, [-1.0] * 12]))
+        target = env.sim.ctrl / env._kp  # the actuators' ctrl is kp·q*
+        np.testing.assert_allclose(target[0].numpy(), C.DEFAULT_JOINT_POS + scale, atol=1e-9)
+        np.testing.assert_allclose(target[1].numpy(), C.DEFAULT_JOINT_POS - scale, atol=1e-9)
+        assert go2_contract(env.cfg).action_scale == scale
+        env.close()
+    with pytest.raises(ConfigError, match="action_scale"):
+        Go2EnvConfig(action_scale=1.5)
