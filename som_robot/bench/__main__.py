@@ -90,11 +90,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     c = sub.add_parser("curves", help="learning curves of finished runs against wall-clock time (PNG + JSON)")
     c.add_argument("--runs", required=True, help="comma-separated run folders")
     c.add_argument("--out", type=Path, default=Path("bench_out/curves.png"))
+    c.add_argument("--x", choices=("minutes", "steps"), default="minutes",
+                   help="x axis: wall-clock minutes (runs made side by side) or env steps (runs from other VMs)")
     args = p.parse_args(argv)
     if args.suite == "curves":
         from som_robot.bench.curves import compare_runs
 
-        print(json.dumps(compare_runs([Path(r) for r in args.runs.split(",")], args.out), indent=2))
+        print(json.dumps(compare_runs([Path(r) for r in args.runs.split(",")], args.out, x=args.x), indent=2))
         return
     if args.suite == "gpu":
         from som_robot.bench.gpu import run_gpu_check

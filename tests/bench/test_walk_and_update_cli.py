@@ -65,7 +65,7 @@ def test_curves_cli_plots_runs_against_wall_time(tmp_path: Path) -> None:
     for name, err in (("a", 0.5), ("b", 0.1)):
         w = SummaryWriter(str(tmp_path / name / "tb"))
         for i in range(50):
-            w.add_scalar("tracking/lin_vel_error", err + 0.001 * i, i * 1000)
+            w.add_scalar("tracking/lin_vel_error", err + 0.001 * i, i * 1000, walltime=1e9 + 6.0 * i)  # 5 min
         w.close()
     out = tmp_path / "curves.png"
     proc = subprocess.run([sys.executable, "-m", "som_robot.bench", "curves", "--runs",
@@ -75,6 +75,13 @@ def test_curves_cli_plots_runs_against_wall_time(tmp_path: Path) -> None:
     res = _json_tail(proc.stdout)
     assert res["a"]["env_steps"] == 49_000 and abs(res["b"]["final_tracking/lin_vel_error"] - 0.148) < 0.01
     assert out.stat().st_size > 10_000
+    # b's error is under 0.15 from its first scalar on, a's never is; the env step is where that minute falls
+    assert res["b"]["env_steps_to_tracking_error_below"]["0.15"] == 0
+    assert res["a"]["env_steps_to_tracking_error_below"]["0.3"] is None
+    by_steps = tmp_path / "steps.png"
+    proc = subprocess.run([sys.executable, "-m", "som_robot.bench", "curves", "--runs", str(tmp_path / "a"),
+                           "--out", str(by_steps), "--x", "steps"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and by_steps.stat().st_size > 10_000, proc.stderr[-3000:]
 
 
 def test_walk_reports_the_share_of_actions_on_the_box_bound() -> None:
