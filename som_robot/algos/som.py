@@ -83,6 +83,9 @@ class SOMConfig:
     # how the Q-ascent sample meets the action box: "clip" (the critic's gradient vanishes at and past the bound)
     # or "invert" (Hausknecht & Stone's inverting gradients: scaled by the room left, turned round past it)
     q_bound: Literal["clip", "invert"] = "clip"
+    # which twin value the Q-ascent term climbs: "min" (clipped double Q, TD3's actor uses Q1) or "mean" (FastSAC's
+    # actor: min-of-twin pessimism may hold back an actor distilled from the critic; research note §5)
+    ascent_critic: Literal["min", "mean"] = "min"
     # Target per-joint std of the collecting samples (0 = off; a proposal, not the paper's). The Q-ascent term
     # pulls the one-step map onto its mode with nothing pushing back (DDPG-like); this adds SAC's answer, an
     # entropy bonus with an auto-tuned weight: −η·E log‖a(z₁) − a(z₂)‖ (a nearest-neighbour entropy surrogate
@@ -417,7 +420,8 @@ class SOM:
 
     def q_ascent_loss(self, obs: torch.Tensor, q_fn: QFn | None = None, raw: torch.Tensor | None = None
                       ) -> torch.Tensor:
-        """−min Q(s, a_θ(z)) / mean|Q| on the collected-noise one-step samples (TD3+BC's scale-free form).
+        """−Q(s, a_θ(z)) / mean|Q| on the collected-noise one-step samples (TD3+BC's scale-free form); Q is the
+        min or the mean of the twins (`ascent_critic`).
 
         The MC score moves the actor by the best of K proposals, which in 12-D barely beats the proposals'
         spread (measured on a Go2 critic: 300 steps moved min Q by −0.003 where 300 Q-gradient steps moved
@@ -427,7 +431,8 @@ class SOM:
         a = clip_inverting_gradients(raw) if self.cfg.q_bound == "invert" else clip_action(raw)
         if q_fn is None:
             with frozen(self.critic):  # the gradient reaches the actor only
-                q = torch.minimum(*self.critic(obs, a))
+                q1, q2 = self.critic(obs, a)
+                q = torch.minimum(q1, q2) if self.cfg.ascent_critic == "min" else 0.5 * (q1 + q2)
         else:
             q = q_fn(obs, a)
         return -(q / q.detach().abs().mean().clamp_min(1e-6)).mean()

@@ -86,6 +86,24 @@ def test_q_ascent_loss_leaves_the_critic_without_gradient() -> None:
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in som.actor.parameters())
 
 
+def test_ascent_critic_picks_which_twin_value_the_actor_climbs() -> None:
+    """With twins that disagree (Q2 = Q1 − 5), "min" climbs Q2 and "mean" climbs (Q1 + Q2) / 2: the loss is
+    −Q / mean|Q| of that value on the same samples."""
+    for mode in ("min", "mean"):
+        som = SOM(4, 3, SOMConfig(hidden=(32, 32), num_proposals=4, q_weight=1.0, ascent_critic=mode), seed=0)
+        obs = torch.randn(8, 4)
+        torch.manual_seed(1)
+        raw = som.collect_raw(obs, 1)[0]
+        with torch.no_grad():
+            q1, q2 = som.critic(obs, raw.clamp(-1, 1))
+            q2_shift = q2 - 5.0
+        twin = som.critic.forward
+        som.critic.forward = lambda s, a, twin=twin: (twin(s, a)[0], twin(s, a)[1] - 5.0)  # type: ignore[method-assign]
+        q = torch.minimum(q1, q2_shift) if mode == "min" else 0.5 * (q1 + q2_shift)
+        expected = -(q / q.abs().mean()).mean()
+        assert torch.allclose(som.q_ascent_loss(obs, raw=raw), expected, atol=1e-5), mode
+
+
 def test_collect_spread_measures_the_collecting_samples_std() -> None:
     """The logged exploration figure is the std of a = clip(z − u): with u ≡ 0 it is the z scale (clipped at ±1,
     clipped N(0, 1) has std 0.72), and a freshly initialised actor spreads more at a larger z scale."""
