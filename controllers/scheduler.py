@@ -18,6 +18,7 @@ does not change, and a silent sensor costs each tick the grace, never the watchd
 
 from __future__ import annotations
 
+import os
 import select
 import time
 from collections.abc import Callable
@@ -25,6 +26,15 @@ from collections.abc import Callable
 from controllers.stats import Histogram, Window
 
 __all__ = ["RateLoop"]
+
+
+def _fifo() -> bool:
+    """This thread runs under a real-time policy (SCHED_FIFO / SCHED_RR, from --rt)."""
+    return os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR)
+
+
+def _nop() -> None:
+    pass
 
 
 class RateLoop:
@@ -103,10 +113,13 @@ class RateLoop:
                     time.sleep(remaining)
                 elif select.select([fd], [], [], remaining)[0]:
                     handle_one()
-            while time.perf_counter() < self.deadline:
-                pass
+            spin = os.sched_yield if _fifo() else _nop  # under SCHED_FIFO LCM's receive thread shares our
+            while time.perf_counter() < self.deadline:  # priority and CPU; under CFS a yield would cede the tick
+                spin()
             if self.sample_grace > 0 and fd is not None:
                 self._await_sample(fd, handle_one)
+        if _fifo():  # an overrun tick never blocks: let the receive thread queue what the socket holds
+            os.sched_yield()
         for _ in range(max_msgs):
             if fd is None or not select.select([fd], [], [], 0)[0]:
                 break
