@@ -29,6 +29,8 @@ class RunnerConfig:
     utd: float = 1.0  # gradient updates per env step
     overlap_env: bool = False  # step the envs in a worker thread while the updates run (uses a second core)
     mirror: bool = False  # also store each transition's mirror image (the env's `mirror`: Go2 left-right)
+    explore_std: tuple[float, float] = (0.0, 0.0)  # per-env Gaussian action noise: each env draws its std from
+    # U[lo, hi] at the start of each episode (FastTD3's mixed exploration: some envs explore wide, others exploit)
     n_step: int = 1  # n-step returns (storage.nstep: folded per env, cut at episode ends, γ^m in the target)
     eval_every: int = 5_000  # env steps between evaluations (0 = only at the end)
     eval_episodes: int = 5
@@ -51,6 +53,8 @@ class RunnerConfig:
         check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
         check(self.buffer_size >= self.batch_size, "buffer_size", "must be >= batch_size")
         check(self.utd > 0, "utd", f"must be > 0, got {self.utd}")
+        lo, hi = self.explore_std
+        check(0.0 <= lo <= hi, "explore_std", f"must be [lo, hi] with 0 <= lo <= hi, got {list(self.explore_std)}")
         check(self.n_step >= 1, "n_step", f"must be >= 1, got {self.n_step}")
         check(self.eval_episodes >= 1, "eval_episodes", "must be >= 1")
         check(self.max_minutes >= 0, "max_minutes", f"must be >= 0, got {self.max_minutes}")

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from som_robot import distributed as dist
 from som_robot.algos import ALGOS, Algorithm
-from som_robot.algos.common import uniform_actions
+from som_robot.algos.common import clip_action, uniform_actions
 from som_robot.config import ConfigError, dump_yaml
 from som_robot.envs import VecEnv
 from som_robot.envs.factory import env_contract, make_vec_env
@@ -86,6 +86,9 @@ class OffPolicyRunner:
             raise ConfigError(f"runner.mirror: env {self.cfg.env!r} has no mirror (a symmetry of its MDP)")
         self.buffer = ReplayBuffer(env.obs_dim, env.act_dim, self.cfg.buffer_size, self.device, self.seed)
         self.gen = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+        self.explore_std = torch.zeros(env.num_envs, 1, device=self.device)  # per env, redrawn at episode starts
+        if self.cfg.explore_std[1] > 0:  # off: the generator's draws (warm-up actions) stay as before
+            self._draw_explore_std(torch.ones(env.num_envs, dtype=torch.bool, device=self.device))
         self.step = 0  # env steps so far, summed over envs and ranks
         self.update_credit = 0.0
         self.history: list[dict[str, Any]] = []
@@ -118,6 +121,9 @@ class OffPolicyRunner:
                 act = uniform_actions(n, self.env.act_dim, self.device, self.gen)
             else:
                 act = self.algo.act(obs, deterministic=False)
+                if self.cfg.explore_std[1] > 0:
+                    act = clip_action(act + self.explore_std * torch.randn(act.shape, device=self.device,
+                                                                           generator=self.gen))
             if hasattr(self.env, "want_log"):  # the env builds its log scalars only for the steps logged
                 self.env.want_log = self.step + n * self.world >= next_log
             can_update = learning and len(self.buffer) >= cfg.batch_size
@@ -133,6 +139,8 @@ class OffPolicyRunner:
                 *tr, m = folder.step(obs, act, res.reward, res.final_obs, res.terminated, res.truncated)
                 self._store(*tr, nstep=m)
             obs = res.obs
+            if self.cfg.explore_std[1] > 0:
+                self._draw_explore_std(res.terminated | res.truncated)
             self.step += n * self.world
             bar.update(n * self.world)
             ep_returns.extend(res.episode_returns)
@@ -182,6 +190,12 @@ class OffPolicyRunner:
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
+    def _draw_explore_std(self, envs: torch.Tensor) -> None:
+        """New per-env action-noise stds U[lo, hi] for the envs whose episode starts now (`envs`: bool mask)."""
+        lo, hi = self.cfg.explore_std
+        draw = lo + (hi - lo) * torch.rand(self.explore_std.shape, device=self.device, generator=self.gen)
+        self.explore_std = torch.where(envs[:, None], draw, self.explore_std)
+
     def _store(self, obs: torch.Tensor, act: torch.Tensor, rew: torch.Tensor, next_obs: torch.Tensor,
                done: torch.Tensor, nstep: torch.Tensor | None = None) -> None:
         """Transitions into the buffer, and with `mirror` their mirror images too (same reward, same done)."""
@@ -230,7 +244,7 @@ class OffPolicyRunner:
         ckpt = {"algo": self.algo.state_dict(), "step": self.step, "update_credit": self.update_credit,
                 "history": self.history, "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "config": self.exp.to_dict()}
+                "explore_std": self.explore_std.cpu(), "config": self.exp.to_dict()}
         if self.cfg.checkpoint_buffer:
             ckpt["buffer"] = self.buffer.state_dict()
         tmp = path.with_suffix(".tmp")
@@ -247,6 +261,8 @@ class OffPolicyRunner:
         self.step, self.update_credit = int(ckpt["step"]), float(ckpt["update_credit"])
         self.history = list(ckpt["history"])
         self.gen.set_state(ckpt["gen"])
+        if "explore_std" in ckpt:
+            self.explore_std = ckpt["explore_std"].to(self.device)
         torch.set_rng_state(ckpt["torch_rng"])
         if ckpt.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])

@@ -151,3 +151,41 @@ def test_mirror_stores_each_transition_and_its_go2_mirror_image(tmp_path: Path) 
     gym_exp = load_experiment("gym/sac.yaml", TINY + ["runner.mirror=true"])
     with pytest.raises(ConfigError, match="runner.mirror"):
         OffPolicyRunner(gym_exp, GymVecEnv("Hopper-v5", 2), None, tmp_path / "g")
+
+
+def test_per_env_exploration_noise_is_drawn_per_env_and_redrawn_at_episode_starts(tmp_path: Path) -> None:
+    """runner.explore_std=[lo, hi]: each env acts with the algorithm's action plus N(0, σ_i²) noise (clipped to the
+    box), σ_i ~ U[lo, hi] drawn per env and redrawn when its episode ends; the buffer holds the noisy actions."""
+    runner = make_runner("sac", tmp_path / "e", 600, ["runner.explore_std=[0.1, 0.6]", "runner.utd=0.2"])
+    first = runner.explore_std.clone()
+    assert first.shape == (2, 1) and bool(((first >= 0.1) & (first <= 0.6)).all()) and first[0] != first[1]
+    clean: list[torch.Tensor] = []
+    act = runner.algo.act
+
+    def spy(obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        a = act(obs, deterministic)
+        clean.append(a.clone())
+        return a
+
+    runner.algo.act = spy  # type: ignore[method-assign]
+    stds: list[torch.Tensor] = []
+    draw = runner._draw_explore_std
+
+    def watch(envs: torch.Tensor) -> None:
+        draw(envs)
+        stds.append(runner.explore_std.clone())
+
+    runner._draw_explore_std = watch  # type: ignore[method-assign]
+    runner.learn()
+    stored = runner.buffer.act[100:600].reshape(-1, 2, runner.env.act_dim)  # after the 100 warm-up steps
+    noise = stored - torch.stack(clean[: len(stored)])
+    inside = torch.stack(clean[: len(stored)]).abs() < 0.5  # far from the box: the noise was not clipped there
+    for e in range(2):
+        sigma = torch.stack(stds)[:, e, 0]
+        assert len(sigma.unique()) > 2, "a Hopper env ends several episodes in 500 steps: σ redrawn each time"
+        assert bool(((sigma >= 0.1) & (sigma <= 0.6)).all())
+        n = noise[:, e][inside[:, e]]
+        assert 0.08 < float(n.std()) < 0.65 and abs(float(n.mean())) < 0.05
+    assert bool((stored.abs() <= 1.0).all())
+    with pytest.raises(ConfigError, match="explore_std"):
+        make_runner("sac", tmp_path / "bad", 200, ["runner.explore_std=[0.5, 0.1]"])
