@@ -24,13 +24,9 @@ import time
 from collections.abc import Callable
 
 from controllers.stats import Histogram, Window
+from hardware.realtime import running_realtime
 
 __all__ = ["RateLoop"]
-
-
-def _fifo() -> bool:
-    """This thread runs under a real-time policy (SCHED_FIFO / SCHED_RR, from --rt)."""
-    return os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR)
 
 
 def _nop() -> None:
@@ -99,6 +95,7 @@ class RateLoop:
         now instead of bursting."""
         self.deadline += self.period
         self.deadline += self._phase_step()
+        fifo = running_realtime()  # --rt: yield to LCM's receive thread (same priority and CPU) while waiting
         now = time.perf_counter()
         if now > self.deadline:
             self.overruns += 1
@@ -113,12 +110,12 @@ class RateLoop:
                     time.sleep(remaining)
                 elif select.select([fd], [], [], remaining)[0]:
                     handle_one()
-            spin = os.sched_yield if _fifo() else _nop  # under SCHED_FIFO LCM's receive thread shares our
-            while time.perf_counter() < self.deadline:  # priority and CPU; under CFS a yield would cede the tick
+            spin = os.sched_yield if fifo else _nop  # under CFS a yield would cede the tick
+            while time.perf_counter() < self.deadline:
                 spin()
             if self.sample_grace > 0 and fd is not None:
                 self._await_sample(fd, handle_one)
-        if _fifo():  # an overrun tick never blocks: let the receive thread queue what the socket holds
+        if fifo:  # an overrun tick never blocks: let the receive thread queue what the socket holds
             os.sched_yield()
         for _ in range(max_msgs):
             if fd is None or not select.select([fd], [], [], 0)[0]:

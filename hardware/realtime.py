@@ -11,7 +11,7 @@ import ctypes.util
 import os
 from collections.abc import Sequence
 
-__all__ = ["apply_realtime"]
+__all__ = ["apply_realtime", "running_realtime"]
 
 
 def apply_realtime(priority: int, cpus: Sequence[int]) -> list[str]:
@@ -38,3 +38,9 @@ def apply_realtime(priority: int, cpus: Sequence[int]) -> list[str]:
     except (OSError, AttributeError) as e:
         lines.append(f"mlockall not permitted ({e}; set LimitMEMLOCK)")
     return lines
+
+
+def running_realtime() -> bool:
+    """This thread runs under a real-time policy (SCHED_FIFO / SCHED_RR, from `apply_realtime`). Its busy-wait
+    loops must then yield: LCM's receive thread shares their priority and CPU and would never run otherwise."""
+    return os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR)

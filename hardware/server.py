@@ -40,6 +40,7 @@ import numpy as np
 from hardware import channels as ch
 from hardware.interface import DAMPING_KD, CommandLimits, MotorCommand, RobotInterface, RobotState, validate_command
 from hardware.msgs import foot_contact_t, imu_t, joint_command_t, joint_state_t, state_estimate_t
+from hardware.realtime import apply_realtime, running_realtime
 
 __all__ = ["SensorPublisher", "CommandGate", "build_robot", "main"]
 
@@ -285,7 +286,7 @@ def run_realtime(robot: RobotInterface, lc: Any, pub: SensorPublisher, gate: Com
     t_next = t0
     ticks = overruns = resyncs = 0
     late_max = 0.0
-    fifo = os.sched_getscheduler(0) in (os.SCHED_FIFO, os.SCHED_RR)  # --rt: yield to LCM's receive thread
+    fifo = running_realtime()  # --rt: yield to LCM's receive thread
     spin: Callable[[], None] = os.sched_yield if fifo else (lambda: None)  # (CFS: a yield would cede the tick)
     lates: list[float] = []
     while not stop.flag:
@@ -419,8 +420,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     _set_timer_slack()
     if args.rt:
-        from hardware.realtime import apply_realtime
-
         for line in apply_realtime(args.rt_priority, args.rt_cpus):
             log.info("rt: %s", line)
 
