@@ -137,6 +137,10 @@ class RewardConfig:
     # so without it a fall only costs the little a poor policy would have earned next, and lunging forward into
     # a fall pays (SOM's gated run: vx 0.3 m/s at 58 falls/min). 0 = off.
     termination_penalty: float = 0.0
+    # The penalty applies once the command curriculum reaches this level (0: always). At level 0 a lunge into a
+    # fall is how SOM leaves the standing start (0.3 from the start kept it standing; README), so the fall
+    # cost can wait until the robot moves and the dive from rest is what is left to unlearn.
+    termination_from_level: float = 0.0
 
     def __post_init__(self) -> None:
         keys, want = set(self.scales), set(DEFAULT_REWARD_SCALES)
@@ -147,6 +151,8 @@ class RewardConfig:
         check(self.lin_vel_floor > 0 and self.ang_vel_floor > 0, "lin_vel_floor", "floors must be > 0")
         check(self.air_time_target > 0 and self.swing_height > 0, "swing_height", "must be > 0")
         check(0 < self.soft_dof_pos_limit <= 1, "soft_dof_pos_limit", "must be in (0, 1]")
+        check(self.termination_penalty >= 0, "termination_penalty", "must be >= 0")
+        check(0.0 <= self.termination_from_level <= 1.0, "termination_from_level", "must be in [0, 1]")
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,8 @@ class JoystickTaskStep:
             terminated |= sd[:, self._base_col] > 0
         self._curriculum(raw["tracking"], terminated)
         truncated = (self.ep_len >= self.max_episode_steps) & ~terminated
-        penalty = self.cfg.reward.termination_penalty
+        rc = self.cfg.reward
+        penalty = rc.termination_penalty if self.cmd_level >= rc.termination_from_level else 0.0
         terms["termination"] = -penalty * terminated
         if penalty:
             reward = reward - penalty * terminated

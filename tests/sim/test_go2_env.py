@@ -103,16 +103,24 @@ def test_reward_terms_match_config_and_are_logged() -> None:
         RewardConfig(scales={"tracking_lin_vel": 1.0})
 
 
-def test_upside_down_base_terminates_and_resets() -> None:
-    env = make_env(n=2, domain_rand=NO_DR, reward=replace(RewardConfig(), termination_penalty=0.5))
+@pytest.mark.parametrize(("from_level", "level", "charged"), [(0.0, 0.0, True), (0.5, 0.25, False), (0.5, 0.5, True)])
+def test_upside_down_base_terminates_and_resets(from_level: float, level: float, charged: bool) -> None:
+    """A fall ends the episode with the reset obs returned, and costs the termination penalty once the
+    curriculum has reached `termination_from_level` (before that only the lost future reward)."""
+    env = make_env(n=2, domain_rand=NO_DR, reward=replace(RewardConfig(), termination_penalty=0.5,
+                                                          termination_from_level=from_level))
     env.reset(0)
+    env.cmd_level = level
     env.sim.qpos[0, 2] = 0.15
     env.sim.qpos[0, 3:7] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # rolled 180°: on its back
     res = env.step(zeros(env))
     assert res.terminated.tolist() == [True, False] and not res.truncated.any()
     assert len(res.episode_returns) == 1 and res.episode_lengths == [1]
-    pen = env.cfg.reward.termination_penalty
-    assert pen > 0 and float(res.reward[0]) <= -pen + 1e-6 < float(res.reward[1])  # a fall costs the penalty
+    pen = env.cfg.reward.termination_penalty if charged else 0.0
+    if charged:
+        assert float(res.reward[0]) <= -pen + 1e-6 < float(res.reward[1])  # a fall costs the penalty
+    else:
+        assert float(res.reward[0]) >= 0.0  # product composition: no negative reward without the penalty
     assert res.log["reward/termination"] == pytest.approx(-pen / 2)
     g = obs_slices()["gravity"]
     assert res.final_obs[0, g][2] > 0.9  # gravity points "up" in the flipped base frame
