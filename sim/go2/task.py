@@ -87,6 +87,14 @@ class JoystickTaskStep:
         self._curr_falls: Any = 0.0
         self._curr_n = 0
 
+    def state_dict(self) -> dict[str, float]:
+        """Task state a resume must keep: the curriculum level (a resume from 0 re-climbed for minutes and
+        trained the wide-command policy on narrow commands meanwhile)."""
+        return {"cmd_level": float(self.cmd_level)}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.cmd_level = float(state["cmd_level"])
+
     def _sample_commands(self, n: int) -> Array:
         return sample_commands(self.rng, self.cfg.command, n, self.cmd_level)  # type: ignore[attr-defined]
 

@@ -42,7 +42,8 @@ class VecEnv(Protocol):
     """N environments stepped together.
 
     An env may also carry `mirror` (with `.obs` and `.act` maps, e.g. `sim.go2.symmetry.Mirror`): a
-    symmetry of its MDP under which rewards and terminations do not change, for `runner.mirror`.
+    symmetry of its MDP under which rewards and terminations do not change, for `runner.mirror`; and
+    `state_dict()` / `load_state_dict(d)` for task state that a checkpoint must carry (a curriculum's level).
     """
 
     num_envs: int

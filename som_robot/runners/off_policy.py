@@ -245,6 +245,8 @@ class OffPolicyRunner:
                 "history": self.history, "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "explore_std": self.explore_std.cpu(), "config": self.exp.to_dict()}
+        if hasattr(self.env, "state_dict"):  # task state such as a command curriculum's level
+            ckpt["env"] = self.env.state_dict()
         if self.cfg.checkpoint_buffer:
             ckpt["buffer"] = self.buffer.state_dict()
         tmp = path.with_suffix(".tmp")
@@ -266,6 +268,8 @@ class OffPolicyRunner:
         torch.set_rng_state(ckpt["torch_rng"])
         if ckpt.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        if "env" in ckpt and hasattr(self.env, "load_state_dict"):
+            self.env.load_state_dict(ckpt["env"])
         if "buffer" in ckpt:
             self.buffer.load_state_dict(ckpt["buffer"])
 

@@ -189,3 +189,25 @@ def test_per_env_exploration_noise_is_drawn_per_env_and_redrawn_at_episode_start
     assert bool((stored.abs() <= 1.0).all())
     with pytest.raises(ConfigError, match="explore_std"):
         make_runner("sac", tmp_path / "bad", 200, ["runner.explore_std=[0.5, 0.1]"])
+
+
+def test_checkpoint_carries_the_go2_curriculum_level(tmp_path: Path) -> None:
+    """A resume keeps the command curriculum's level (it restarted at 0 before and re-climbed for minutes);
+    the Gymnasium env has no task state and its checkpoints carry none."""
+    from sim.go2.env import Go2VecEnv
+
+    over = ["params.hidden=[32, 32]", "runner.num_envs=2", "runner.progress=false", "runner.eval_every=0"]
+    exp = load_experiment("quadruped/sac.yaml", over)
+    env = Go2VecEnv(exp.env, num_envs=2, seed=0, nthread=1)
+    assert env.cmd_level == 0.0  # the curriculum starts at forward commands
+    env.cmd_level = 0.75
+    path = OffPolicyRunner(exp, env, None, tmp_path / "a").save()
+    fresh = Go2VecEnv(exp.env, num_envs=2, seed=1, nthread=1)
+    OffPolicyRunner(exp, fresh, None, tmp_path / "b").load(path)
+    assert fresh.cmd_level == 0.75
+    fresh.reset(seed=3)  # what `learn` does first: it must not lower the level again
+    assert fresh.cmd_level == 0.75
+    env.close()
+    fresh.close()
+    gym = make_runner("sac", tmp_path / "g", 200)
+    assert "env" not in torch.load(gym.save(), map_location="cpu", weights_only=False)
