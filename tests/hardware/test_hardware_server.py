@@ -155,16 +155,17 @@ def _residual_from_damping(states: list[joint_state_t]) -> float:
 
 def test_sensors_at_500hz_with_increasing_seq(bus_server) -> None:
     bus, start = bus_server
-    server = start("--duration", "1.5")  # ends by itself
+    # 3 s rather than 1.5: one 0.2 s stall of the loaded host moves the mean rate by 7 %, not 13 %
+    server = start("--duration", "3.0")  # ends by itself
     deadline = time.monotonic() + 20
     while server.alive() and time.monotonic() < deadline:
         bus.run(0.1)
     bus.pump(0.1)
     stats, _ = server.stop()
-    assert stats["signal"] == 0 and stats["elapsed_s"] == pytest.approx(1.5, abs=0.1)
+    assert stats["signal"] == 0 and stats["elapsed_s"] == pytest.approx(3.0, abs=0.15)
     for c in DECODE:
         msgs = [m for _, m in bus.got[c]]
-        assert len(msgs) > 500, c
+        assert len(msgs) > 1000, c
         seq = np.array([m.seq for m in msgs])
         utime = np.array([m.utime for m in msgs])
         assert seq[0] == 0 and np.all(np.diff(seq) >= 1) and np.mean(np.diff(seq) == 1) > 0.99, c
@@ -186,14 +187,18 @@ def test_pd_hold_keeps_standing(bus_server) -> None:
     # A long hold timeout: this test is about the PD law, and a starved test process must not make it damp.
     server = start("--duration", "30", "--cmd-timeout", "0.5")
     t0 = time.perf_counter()
+    # At least 2 s of commands, and on until 600 ground-truth samples after settling (850 on an idle host)
+    # and 600 commands: a starved test process must not make the counts fail.
     bus.run(2.0, command=lambda: bus.send(_hold()))
+    while (len(bus.since(ch.SIM_TRUTH, t0 + 0.3)) < 600 or bus.cmd_seq < 600) and time.perf_counter() - t0 < 10:
+        bus.run(0.1, command=lambda: bus.send(_hold()))
     stats, err = server.stop()
     z = np.array([m.position[2] for m in bus.since(ch.SIM_TRUTH, t0 + 0.3)])
-    assert len(z) > 500 and z.min() > 0.2, (z.min(), stats, err)
+    assert len(z) >= 600 and z.min() > 0.2, (len(z), z.min(), stats, err)
     assert abs(z[-1] - 0.245) < 0.03, (z[-1], stats)
     contact = np.array([m.contact for m in bus.since(ch.FOOT_CONTACT, t0 + 1.0)])
     assert contact.all(axis=1).mean() > 0.95, stats
-    assert stats["accepted"] > 300 and stats["rejected"] == 0 and stats["timeouts"] == 0, stats
+    assert stats["accepted"] > 0.8 * bus.cmd_seq and stats["rejected"] == 0 and stats["timeouts"] == 0, stats
 
 
 def test_silence_damps_after_timeout_then_recovers(bus_server) -> None:
