@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ChainSpec", "ChildProcess", "DeployChain", "ChainError", "lcm_bin"]
+__all__ = ["ChainSpec", "ChildProcess", "DeployChain", "ChainError", "cmd_arg", "lcm_bin"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +34,11 @@ def lcm_bin(tool: str) -> str:
     import lcm
 
     return str(Path(lcm.LCM_BIN_DIR).resolve() / tool)
+
+
+def cmd_arg(cmd: tuple[float, float, float]) -> str:
+    """vx,vy,yaw as the chain's processes parse it; pass it as `--cmd=<this>` (it may start with a minus)."""
+    return ",".join(f"{c:g}" for c in cmd)
 
 
 @dataclass(frozen=True)
@@ -127,7 +132,8 @@ class DeployChain:
         s = self.spec
         robot = ["--robot", s.hardware, "--url", s.url, "--seed", str(s.seed), *(["--lockstep"] if s.lockstep else [])]
         est = ["--url", s.url]
-        daemon = ["--policy", str(s.policy), "--url", s.url, "--auto", "--cmd", ",".join(f"{c:g}" for c in s.cmd),
+        # "--cmd=…" in one token: a backwards command ("-0.5,0.3,0") would otherwise parse as an option
+        daemon = ["--policy", str(s.policy), "--url", s.url, "--auto", f"--cmd={cmd_arg(s.cmd)}",
                   "--stats-json", str(self.stats_json)]
         if s.hardware == "sim" and s.sim_watchdog:
             daemon.append("--sim-hardware")

@@ -41,6 +41,16 @@ def policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return policy_file(tmp_path_factory.getbasetemp(), go2_contract())
 
 
+def test_a_backwards_command_reaches_the_daemons_parser(tmp_path: Path) -> None:
+    """The chain hands the daemon `--cmd=-0.5,0.3,0` in one token: as two tokens argparse took "-0.5,0.3,0" for an
+    option and the daemon exited before READY (README's SAC example, `--cmd=-0.5,0.3,0`, did that)."""
+    from controllers.daemon import build_parser
+
+    spec = ChainSpec(policy=tmp_path / "p.onnx", out=tmp_path, url=lcm_url(), cmd=(-0.5, 0.3, 0.0))
+    _, _, argv = DeployChain(spec)._args()["daemon"]
+    assert build_parser().parse_args(argv).cmd == (-0.5, 0.3, 0.0)
+
+
 def test_deploy_cli_runs_the_chain_and_writes_a_report(policy: Path, tmp_path: Path) -> None:
     """Also, headless: --viewer says in one line that there is no display and the run goes on; --record renders
     the run's LCM log to an MP4 afterwards (30 fps over the ground truth's span, 480x320)."""
