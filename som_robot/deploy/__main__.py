@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hardware import channels as ch
-from som_robot.deploy.chain import ChainError, ChainSpec, ChildProcess, DeployChain, cmd_arg
+from som_robot.deploy.chain import ChainError, ChainSpec, ChildProcess, DeployChain, cmd_flag
 from som_robot.deploy.monitor import ChainMonitor
 from som_robot.deploy.report import summarize, write_report
 
@@ -157,7 +157,7 @@ def start_viewer(chain: DeployChain, spec: ChainSpec) -> ChildProcess | None:
     if not display_available():
         print(NO_DISPLAY_LINE, flush=True)
         return None
-    args = ["--url", spec.url, f"--cmd={cmd_arg(spec.cmd)}"]
+    args = ["--url", spec.url, cmd_flag(spec.cmd)]
     viewer = ChildProcess("viewer", "som_robot.deploy.viewer", args, spec.out / "viewer.log", chain.env)
     try:
         viewer.wait_ready(30.0)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ChainSpec", "ChildProcess", "DeployChain", "ChainError", "cmd_arg", "lcm_bin"]
+__all__ = ["ChainSpec", "ChildProcess", "DeployChain", "ChainError", "cmd_flag", "lcm_bin"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,9 +36,10 @@ def lcm_bin(tool: str) -> str:
     return str(Path(lcm.LCM_BIN_DIR).resolve() / tool)
 
 
-def cmd_arg(cmd: tuple[float, float, float]) -> str:
-    """vx,vy,yaw as the chain's processes parse it; pass it as `--cmd=<this>` (it may start with a minus)."""
-    return ",".join(f"{c:g}" for c in cmd)
+def cmd_flag(cmd: tuple[float, float, float]) -> str:
+    """`--cmd=vx,vy,yaw` in one token, as the chain's processes parse it: as two tokens a backwards command
+    ("-0.5,0.3,0") would parse as an option."""
+    return "--cmd=" + ",".join(f"{c:g}" for c in cmd)
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,7 @@ class DeployChain:
         s = self.spec
         robot = ["--robot", s.hardware, "--url", s.url, "--seed", str(s.seed), *(["--lockstep"] if s.lockstep else [])]
         est = ["--url", s.url]
-        # "--cmd=…" in one token: a backwards command ("-0.5,0.3,0") would otherwise parse as an option
-        daemon = ["--policy", str(s.policy), "--url", s.url, "--auto", f"--cmd={cmd_arg(s.cmd)}",
+        daemon = ["--policy", str(s.policy), "--url", s.url, "--auto", cmd_flag(s.cmd),
                   "--stats-json", str(self.stats_json)]
         if s.hardware == "sim" and s.sim_watchdog:
             daemon.append("--sim-hardware")

@@ -81,15 +81,17 @@ class Bus:
             self.pump(max(0.0, min(t_next if command else t_end, t_end) - time.perf_counter()))
 
     def run_until_samples(self, channel: str, t0: float, n: int, command: Callable[[], None] | None = None,
-                          min_s: float = 0.0, max_s: float = 5.0) -> list[Any]:
-        """Pump (sending `command` as in run) for at least `min_s` and until `channel` has n samples after t0.
+                          min_s: float = 0.0, max_s: float = 5.0, min_commands: int = 0) -> list[Any]:
+        """Pump (sending `command` as in run) for at least `min_s` and until `channel` has n samples after t0
+        and at least `min_commands` commands have been sent in all.
 
         Why: a count over a fixed window trips when the loaded host delivers fewer samples (CI once got 30 of
         a required 31 in 150 ms); waiting for the samples keeps what is asserted and drops the timing from it.
         """
         t_start = time.perf_counter()
         self.run(min_s, command)
-        while len(self.since(channel, t0)) < n and time.perf_counter() - t_start < max_s:
+        while (len(self.since(channel, t0)) < n or self.cmd_seq < min_commands) and \
+                time.perf_counter() - t_start < max_s:
             self.run(0.05, command)
         return self.since(channel, t0)
 
@@ -189,9 +191,8 @@ def test_pd_hold_keeps_standing(bus_server) -> None:
     t0 = time.perf_counter()
     # At least 2 s of commands, and on until 600 ground-truth samples after settling (850 on an idle host)
     # and 600 commands: a starved test process must not make the counts fail.
-    bus.run(2.0, command=lambda: bus.send(_hold()))
-    while (len(bus.since(ch.SIM_TRUTH, t0 + 0.3)) < 600 or bus.cmd_seq < 600) and time.perf_counter() - t0 < 10:
-        bus.run(0.1, command=lambda: bus.send(_hold()))
+    bus.run_until_samples(ch.SIM_TRUTH, t0 + 0.3, 600, command=lambda: bus.send(_hold()), min_s=2.0, max_s=10.0,
+                          min_commands=600)
     stats, err = server.stop()
     z = np.array([m.position[2] for m in bus.since(ch.SIM_TRUTH, t0 + 0.3)])
     assert len(z) >= 600 and z.min() > 0.2, (len(z), z.min(), stats, err)
