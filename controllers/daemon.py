@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from controllers.cmd_arg import parse_cmd
 from controllers.command import CommandShaper, JointTarget, PolicyTargets
 from controllers.inputs import (
     ChannelMonitor,
@@ -381,16 +382,6 @@ class ControllerDaemon:
         }
 
 
-def _parse_cmd(text: str) -> tuple[float, float, float]:
-    try:
-        vals = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        vals = ()
-    if len(vals) != 3 or not all(math.isfinite(v) for v in vals):
-        raise argparse.ArgumentTypeError(f"--cmd must be vx,vy,yaw (3 finite numbers), got {text!r}")
-    return vals  # type: ignore[return-value]
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m controllers.daemon", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -399,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a robot-config key, e.g. deploy.stand_up_s=0.5 (repeatable)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run)")
-    p.add_argument("--cmd", type=_parse_cmd, default=(0.0, 0.0, 0.0), metavar="VX,VY,YAW",
+    p.add_argument("--cmd", type=parse_cmd, default=(0.0, 0.0, 0.0), metavar="VX,VY,YAW",
                    help="velocity command used while no joystick message has arrived")
     p.add_argument("--auto", action="store_true",
                    help="PASSIVE → STAND_UP → POLICY on its own once sensors are healthy (sim runs)")

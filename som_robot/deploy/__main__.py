@@ -24,17 +24,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from controllers.cmd_arg import cmd_flag, parse_cmd
 from hardware import channels as ch
-from som_robot.deploy.chain import ChainError, ChainSpec, ChildProcess, DeployChain, cmd_flag
+from som_robot.deploy.chain import ChainError, ChainSpec, ChildProcess, DeployChain
 from som_robot.deploy.monitor import ChainMonitor
 from som_robot.deploy.report import summarize, write_report
-
-
-def _cmd(text: str) -> tuple[float, float, float]:
-    parts = [float(x) for x in text.split(",")]
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"--cmd wants vx,vy,yaw (3 numbers), got {text!r}")
-    return parts[0], parts[1], parts[2]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--hardware", choices=["go2"], help="physical robot through its bridge")
     p.add_argument("--policy", type=Path, required=True, help="exported policy.onnx (contract is checked)")
     p.add_argument("--duration", type=float, default=0.0, help="seconds to run after the chain is up (0: Ctrl-C)")
-    p.add_argument("--cmd", type=_cmd, default=(0.5, 0.0, 0.0), help="vx,vy,yaw when no joystick publishes")
+    p.add_argument("--cmd", type=parse_cmd, default=(0.5, 0.0, 0.0), help="vx,vy,yaw when no joystick publishes")
     p.add_argument("--out", type=Path, help="run folder (default runs/deploy/<time>)")
     p.add_argument("--url", default=None, help=f"LCM URL (default $SOM_LCM_URL or {ch.DEFAULT_URL})")
     p.add_argument("--lockstep", action="store_true", help="sim steps once per command (deterministic)")

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ChainSpec", "ChildProcess", "DeployChain", "ChainError", "cmd_flag", "lcm_bin"]
+from controllers.cmd_arg import cmd_flag
+
+__all__ = ["ChainSpec", "ChildProcess", "DeployChain", "ChainError", "lcm_bin"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,12 +36,6 @@ def lcm_bin(tool: str) -> str:
     import lcm
 
     return str(Path(lcm.LCM_BIN_DIR).resolve() / tool)
-
-
-def cmd_flag(cmd: tuple[float, float, float]) -> str:
-    """`--cmd=vx,vy,yaw` in one token, as the chain's processes parse it: as two tokens a backwards command
-    ("-0.5,0.3,0") would parse as an option."""
-    return "--cmd=" + ",".join(f"{c:g}" for c in cmd)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from controllers.cmd_arg import parse_cmd
 from hardware import channels as ch
 
 __all__ = ["main", "display_available", "NO_DISPLAY_LINE"]
@@ -30,15 +31,10 @@ def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def _cmd(s: str) -> tuple[float, float, float]:
-    vx, vy, yaw = (float(x) for x in s.split(","))
-    return vx, vy, yaw
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m som_robot.deploy.viewer", description=__doc__.split("\n\n")[0])
     p.add_argument("--url", default=None)
-    p.add_argument("--cmd", type=_cmd, default=(0.0, 0.0, 0.0), help="command shown until a joystick publishes")
+    p.add_argument("--cmd", type=parse_cmd, default=(0.0, 0.0, 0.0), help="command shown until a joystick publishes")
     p.add_argument("--terrain", choices=("flat", "rough"), default="flat")
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--duration", type=float, default=0.0, help="seconds, 0 = until the window closes or SIGTERM")
