@@ -1,5 +1,5 @@
-"""`som_robot.deploy --sim --viewer` on a virtual display (Xvfb): the window shows the robot and the chain's
-timing does not change with it open (the viewer is its own process, posing its own model from LCM)."""
+"""`som_robot.deploy --sim --viewer` on a virtual display (Xvfb): the window shows the robot and the chain
+keeps its deadlines with it open (the viewer is its own process, posing its own model from LCM)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,13 @@ def test_viewer_shows_the_robot_and_leaves_the_chain_timing_alone(display: str, 
 
     (p_without, l_without), (p_with, l_with) = _timing(tmp_path / "without"), _timing(tmp_path / "with")
     print(f"period error p99 {p_without:.0f} -> {p_with:.0f} us, latency p99 {l_without:.0f} -> {l_with:.0f} us")
-    # A viewer that held the loop would add stalls of a software-GL frame render (milliseconds each). On 2 cores
-    # the niced viewer and Xvfb still cost the loop scheduling jitter: 143 → 810 µs measured idle on 2026-12-03.
-    assert p_with <= 2 * p_without + 1500, (p_without, p_with)
-    assert l_with <= 2 * l_without + 2000, (l_without, l_with)
+    daemon = json.loads((tmp_path / "with" / "report.json").read_text())["daemon"]
+    modes = [(m["mode"], m["reason"]) for m in daemon["mode_history"]]
+    assert daemon["faults"] == 0 and modes[-1] == ("DAMPING", "shutdown: SIGINT"), modes  # no trip with it open
+    assert daemon["rate_hz"] > 490, daemon["rate_hz"]
+    # Absolute bounds, not a ratio to the run without it: on 2 shared cores the niced viewer and Xvfb still cost
+    # the chain scheduling jitter (latency p99 1.0 → 4.9 ms in a CI run, 2026-12-07), and two runs minutes apart
+    # see different neighbours. A viewer that held the loop would stall it for a software-GL frame (tens of ms)
+    # 30 times a second, 6 % of the 500 Hz cycles, which puts both p99s far past these bounds.
+    assert p_with <= 5000, (p_without, p_with)  # 2.5 command periods
+    assert l_with <= 15000, (l_without, l_with)  # half the 30 ms sensor timeout, past which the daemon damps
