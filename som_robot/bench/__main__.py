@@ -6,6 +6,7 @@
     python -m som_robot.bench quadruped --minutes 60 --out bench_out/quadruped
     python -m som_robot.bench onnx --policy runs/.../policy.onnx
     python -m som_robot.bench update                       # SOM vs SAC ms per update, one process
+    python -m som_robot.bench update --threads 1 params.actor_every=1   # ... with SOM's config changed
     python -m som_robot.bench gpu --out $OUT                # the CUDA device check (scripts/device_check.sh)
     python -m som_robot.bench walk --policy policies/go2_som.onnx --vx 0.5 [--pushes] [env.terrain=rough]
     python -m som_robot.bench walk --policy policies/go2_som.onnx --table   # the whole walk bar
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     u.add_argument("--rounds", type=int, default=7)
     u.add_argument("--per-round", type=int, default=20)
     u.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    u.add_argument("overrides", nargs="*", help="key=value overrides of SOM's config, e.g. params.actor_every=1")
     w = sub.add_parser("walk", help="drive DR'd Go2s with an exported policy through ONNX Runtime (JSON)")
     w.add_argument("--policy", type=Path, required=True,
                    help="exported .onnx (ONNX Runtime, contract-checked) or a training checkpoint .pt (any algo)")
@@ -109,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.suite == "update":
         from som_robot.bench.update import update_costs
 
-        res = update_costs(args.rounds, args.per_round, args.threads)
+        res = update_costs(args.rounds, args.per_round, args.threads, som_overrides=args.overrides)
         print(json.dumps({k: v for k, v in res.items() if k != "all_ms"}, indent=2))
         return
     if args.suite == "walk":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -29,13 +30,14 @@ def _batch(obs_dim: int, act_dim: int, n: int, gen: torch.Generator) -> Batch:
 
 
 def update_costs(rounds: int = 7, per_round: int = 20, threads: int = 0, som_config: str = "quadruped/som.yaml",
-                 sac_config: str = "quadruped/sac.yaml") -> dict[str, Any]:
-    """Median ms per update of SOM and SAC (interleaved rounds of `per_round` updates), and their ratios."""
+                 sac_config: str = "quadruped/sac.yaml", som_overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Median ms per update of SOM and SAC (interleaved rounds of `per_round` updates), and their ratios.
+    `som_overrides` (key=value) change SOM's config only, e.g. `params.actor_every=1`: SAC stays the reference."""
     from sim.go2.obs import OBS_DIM
 
     if threads:
         torch.set_num_threads(threads)
-    som_exp, sac_exp = load_experiment(som_config), load_experiment(sac_config)
+    som_exp, sac_exp = load_experiment(som_config, som_overrides), load_experiment(sac_config)
     batch_size = som_exp.runner.batch_size
     obs_dim, act_dim = OBS_DIM, 12
     agents: dict[str, Any] = {

@@ -57,6 +57,19 @@ def test_update_cli_prints_som_and_sac_costs_side_by_side() -> None:
     res = _json_tail(proc.stdout)
     assert res["som_ms"] > 0 and res["sac_ms"] > 0 and res["ratio"] == res["som_ms"] / res["sac_ms"]
     assert res["hidden"] == [256, 256] and res["num_proposals"] == 16 and res["batch_size"] == 256
+    assert res["actor_every"] == 2
+
+
+def test_update_cli_overrides_reach_som_only() -> None:
+    proc = subprocess.run([sys.executable, "-m", "som_robot.bench", "update", "--rounds", "1", "--per-round", "2",
+                           "--threads", "1", "params.actor_every=1", "params.num_proposals=8"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = _json_tail(proc.stdout)
+    assert res["actor_every"] == 1 and res["num_proposals"] == 8 and res["sac_ms"] > 0
+    bad = subprocess.run([sys.executable, "-m", "som_robot.bench", "update", "--rounds", "1", "params.no_such_key=1"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "no_such_key" in bad.stderr
 
 
 def test_curves_cli_plots_runs_against_wall_time(tmp_path: Path) -> None:
