@@ -84,6 +84,7 @@ def test_viewer_shows_the_robot_and_leaves_the_chain_timing_alone(display: str, 
     daemon = json.loads((tmp_path / "with" / "report.json").read_text())["daemon"]
     modes = [(m["mode"], m["reason"]) for m in daemon["mode_history"]]
     assert daemon["faults"] == 0 and modes[-1] == ("DAMPING", "shutdown: SIGINT"), modes  # no trip with it open
+    assert [m for m, _ in modes] == ["PASSIVE", "STAND_UP", "POLICY", "DAMPING"], modes
     assert daemon["rate_hz"] > 490, daemon["rate_hz"]
     # Absolute bounds, not a ratio to the run without it: on 2 shared cores the niced viewer and Xvfb still cost
     # the chain scheduling jitter (latency p99 1.0 → 4.9 ms in a CI run, 2026-12-07), and two runs minutes apart
