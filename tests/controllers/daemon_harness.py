@@ -61,6 +61,14 @@ def policy_file(base: Path, contract: PolicyContract) -> Path:
 
 
 # ---- messages -------------------------------------------------------------------------------------------
+def assert_no_trip(daemon: dict[str, Any]) -> None:
+    """A `som_robot.deploy --sim` run's daemon report: PASSIVE → STAND_UP → POLICY, no fault, and DAMPING only at
+    the shutdown the chain sends (SIGINT)."""
+    history = [(h["mode"], h["reason"]) for h in daemon["mode_history"]]
+    assert daemon["faults"] == 0 and history[-1] == ("DAMPING", "shutdown: SIGINT"), history
+    assert [m for m, _ in history] == ["PASSIVE", "STAND_UP", "POLICY", "DAMPING"], history
+
+
 def joint_state(seq: int, utime: int, q: np.ndarray = LYING_POSE, n: int = N) -> joint_state_t:
     m = joint_state_t()
     m.utime, m.seq, m.n = utime, seq, n

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from daemon_harness import lcm_url, policy_file
+from daemon_harness import assert_no_trip, lcm_url, policy_file
 
 from sim.go2.contract import go2_contract
 
@@ -41,9 +41,7 @@ def test_chain_has_no_false_trips_with_one_core_busy(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     daemon = report["daemon"]
-    history = [(h["mode"], h["reason"]) for h in daemon["mode_history"]]
-    assert daemon["faults"] == 0 and history[-1] == ("DAMPING", "shutdown: SIGINT"), history  # no false trip
-    assert [m for m, _ in history] == ["PASSIVE", "STAND_UP", "POLICY", "DAMPING"], history
+    assert_no_trip(daemon)  # no false trip
     assert report["policy_seconds"] > seconds - 5 and report["robot"]["rejected"] == 0
     period, latency = report["command_period_error_us"], report["sensor_to_command_latency_us"]
     print(f"one core busy: daemon period error p99 {daemon['period_err_us']['p99']:.0f} us; at the robot: command "
