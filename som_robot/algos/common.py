@@ -63,6 +63,10 @@ class TwinQ(nn.Module):
         x = torch.cat([obs, act] if cond is None else [obs, act, cond], dim=-1)
         return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
 
+    def first(self, obs: torch.Tensor, act: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Q1 alone, (B,): half the cost where one estimate serves (SOM's score on 4096 proposal rows)."""
+        return self.q1(torch.cat([obs, act] if cond is None else [obs, act, cond], dim=-1)).squeeze(-1)
+
 
 @torch.no_grad()
 def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:

@@ -320,7 +320,10 @@ class SOM:
 
     # ----- losses -------------------------------------------------------------------------------
     def score_q(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """The Q used by the score estimator (mean of the online critics by default)."""
+        """The Q used by the score estimator (mean of the online critics by default; "q1" runs only the first
+        critic, half the cost of the score's K·B-row forward, which dominates SOM's actor step on CPU)."""
+        if self.cfg.score_critic == "q1":
+            return self.critic.first(obs, act)
         q1, q2 = self.critic(obs, act)
         if self.cfg.score_critic == "mean":
             return 0.5 * (q1 + q2)

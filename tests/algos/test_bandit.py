@@ -104,6 +104,24 @@ def test_ascent_critic_picks_which_twin_value_the_actor_climbs() -> None:
         assert torch.allclose(som.q_ascent_loss(obs, raw=raw), expected, atol=1e-5), mode
 
 
+def test_score_critic_picks_the_value_the_score_reweights_by() -> None:
+    """"mean" and "min" reweight proposals by those of the twins; "q1" gives the twin's Q1 exactly and never runs
+    Q2, which is what halves the score's K·B-row forward."""
+    obs, act = torch.randn(8, 4), torch.rand(8, 3) * 2 - 1
+    for mode in ("mean", "min", "q1"):
+        som = SOM(4, 3, SOMConfig(hidden=(32, 32), num_proposals=4, score_critic=mode), seed=0)
+        with torch.no_grad():
+            q1, q2 = som.critic(obs, act)
+        calls: list[int] = []
+        hook = som.critic.q2.register_forward_hook(lambda *_, calls=calls: calls.append(1))
+        with torch.no_grad():
+            q = som.score_q(obs, act)
+        hook.remove()
+        expected = {"mean": 0.5 * (q1 + q2), "min": torch.minimum(q1, q2), "q1": q1}[mode]
+        assert torch.allclose(q, expected, atol=1e-6), mode
+        assert (len(calls) == 0) == (mode == "q1"), mode
+
+
 def test_collect_spread_measures_the_collecting_samples_std() -> None:
     """The logged exploration figure is the std of a = clip(z − u): with u ≡ 0 it is the z scale (clipped at ±1,
     clipped N(0, 1) has std 0.72), and a freshly initialised actor spreads more at a larger z scale."""
