@@ -60,12 +60,16 @@ class TwinQ(nn.Module):
         self.q2 = MLP(obs_dim + act_dim + cond_dim, 1, hidden, act, layer_norm=layer_norm)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor, cond: torch.Tensor | None = None):
-        x = torch.cat([obs, act] if cond is None else [obs, act, cond], dim=-1)
+        x = self._inputs(obs, act, cond)
         return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
 
     def first(self, obs: torch.Tensor, act: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Q1 alone, (B,): half the cost where one estimate serves (SOM's score on 4096 proposal rows)."""
-        return self.q1(torch.cat([obs, act] if cond is None else [obs, act, cond], dim=-1)).squeeze(-1)
+        return self.q1(self._inputs(obs, act, cond)).squeeze(-1)
+
+    @staticmethod
+    def _inputs(obs: torch.Tensor, act: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        return torch.cat([obs, act] if cond is None else [obs, act, cond], dim=-1)
 
 
 @torch.no_grad()
