@@ -325,9 +325,7 @@ class SOM:
         if self.cfg.score_critic == "q1":
             return self.critic.first(obs, act)
         q1, q2 = self.critic(obs, act)
-        if self.cfg.score_critic == "mean":
-            return 0.5 * (q1 + q2)
-        return torch.minimum(q1, q2) if self.cfg.score_critic == "min" else q1
+        return 0.5 * (q1 + q2) if self.cfg.score_critic == "mean" else torch.minimum(q1, q2)
 
     def critic_loss(self, b: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Twin TD loss, y = c_r·r + γ^m(1−d)·min_i Q̄_i(s', a'), a' a one-step sample (or best of N); m = 1
