@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from sim.go2.constants import ACTION_SCALE
+from sim.go2.constants import ACTION_SCALE, GAIT_FREQ
 from som_robot.config import apply_overrides, check, from_dict, load_yaml
 
 __all__ = [
@@ -228,6 +228,9 @@ class Go2EnvConfig:
     # rad per unit action (q* = default + action_scale·a, a in [-1, 1]); part of the exported contract, so a
     # policy trained with another box only runs where the robot config allows that box (contract check)
     action_scale: float = ACTION_SCALE
+    # trot clock (Hz) behind the gait_phase observation and the gait rewards; also in the contract. A faster clock
+    # shortens stance, so the same stride sweep carries the body faster (README, "Where walking stands")
+    gait_freq: float = GAIT_FREQ
     rough: RoughTerrainConfig = field(default_factory=RoughTerrainConfig)
     command: CommandConfig = field(default_factory=CommandConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -237,6 +240,7 @@ class Go2EnvConfig:
     def __post_init__(self) -> None:
         check(self.episode_length_s > 0, "episode_length_s", "must be > 0")
         check(0.0 < self.action_scale <= 1.0, "action_scale", f"must be in (0, 1] rad, got {self.action_scale}")
+        check(0.0 < self.gait_freq <= 5.0, "gait_freq", f"must be in (0, 5] Hz, got {self.gait_freq}")
 
 
 def load_go2_config(path: str | Path | None = DEFAULT_CONFIG_PATH, overrides: Sequence[str] = ()) -> Go2EnvConfig:

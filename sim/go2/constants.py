@@ -78,9 +78,10 @@ LEG_COLLISION_SENSORS: tuple[str, ...] = tuple(
 )
 
 
-def gait_phase(policy_steps: np.ndarray | int) -> np.ndarray:
-    """Clock phase in [0, 1) after `policy_steps` policy steps (numpy; the envs use the same formula)."""
-    return np.mod(np.asarray(policy_steps, dtype=np.float64) * (CTRL_DT * GAIT_FREQ), 1.0)
+def gait_phase(policy_steps: np.ndarray | int, freq: float = GAIT_FREQ) -> np.ndarray:
+    """Clock phase in [0, 1) after `policy_steps` policy steps of a `freq` Hz clock (numpy; the envs use the
+    same formula with their config's `gait_freq`)."""
+    return np.mod(np.asarray(policy_steps, dtype=np.float64) * (CTRL_DT * freq), 1.0)
 
 
 def sensor_slice(model: object, name: str) -> slice:

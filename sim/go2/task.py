@@ -67,7 +67,7 @@ class JoystickTaskStep:
     # -- trot clock ---------------------------------------------------------------------------
     def _phase(self, ids: Any = slice(None)) -> Array:
         """(N,) clock phase in [0, 1) from the episode step (constants.gait_phase, for either array kind)."""
-        return (self.ep_len[ids] * (C.CTRL_DT * C.GAIT_FREQ)) % 1.0
+        return (self.ep_len[ids] * (C.CTRL_DT * self.cfg.gait_freq)) % 1.0  # type: ignore[attr-defined]
 
     def _phase_obs(self, ids: Any = slice(None)) -> Array:
         return phase_features(self._phase(ids))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from sim.go2.contract import go2_contract
@@ -129,21 +130,21 @@ def test_walk_policy_noise_input_drives_the_collecting_policy_and_is_repeatable(
     np.testing.assert_array_equal(first, onnx_batch_policy(policy, noise_std=0.3, seed=5)(obs))
 
 
-def test_walk_checks_the_action_box_a_policy_was_trained_with(tmp_path: Path) -> None:
-    """A policy exported from a run with `env.action_scale=0.5` embeds that box: the walk test (and the daemon)
-    refuse it under the default box, naming the field, and run it under its own."""
+@pytest.mark.parametrize(("field", "value"), [("action_scale", 0.5), ("gait_freq", 3.0)])
+def test_walk_checks_the_action_box_and_clock_a_policy_was_trained_with(field: str, value: float,
+                                                                        tmp_path: Path) -> None:
+    """A policy exported from a run with `env.action_scale=0.5` (or `env.gait_freq=3.0`) embeds that box (clock):
+    the walk test (and the daemon) refuse it under the default, naming the field, and run it under its own."""
     import dataclasses
-
-    import pytest
 
     from sim.go2.config import load_go2_config
     from som_robot.bench.walk import walk_test
     from som_robot.contract import ContractError
 
     torch.manual_seed(0)
-    wide = dataclasses.replace(load_go2_config(), action_scale=0.5)
+    wide = dataclasses.replace(load_go2_config(), **{field: value})
     policy = export_onnx(SOM(OBS_DIM, 12, SOMConfig(hidden=(32, 32))), go2_contract(wide), tmp_path / "wide.onnx")
-    with pytest.raises(ContractError, match="action_scale"):
+    with pytest.raises(ContractError, match=field):
         walk_test(policy, load_go2_config(), num_envs=1, seconds=0.1)
     res = walk_test(policy, wide, num_envs=1, seconds=0.1)
     assert res["env_minutes"] > 0

@@ -261,6 +261,7 @@ def test_contract_matches_the_model_and_the_env() -> None:
     c = go2_contract()
     m = build_model()
     assert c.obs_dim == 47 and c.act_dim == m.nu == 12 and c.gait_freq == C.GAIT_FREQ
+    assert go2_contract(Go2EnvConfig(gait_freq=3.0)).gait_freq == 3.0  # a run may change the clock
     assert c.torque_limits == tuple(float(x) for x in m.actuator_ctrlrange[:, 1])
     names = tuple(m.joint(m.actuator_trnid[i, 0]).name for i in range(m.nu))
     assert c.joint_names == names

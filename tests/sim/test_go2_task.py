@@ -18,6 +18,7 @@ from sim.go2.config import CommandConfig, DomainRandConfig, Go2EnvConfig
 from sim.go2.env import Go2VecEnv
 from sim.go2.obs import obs_slices
 from sim.go2.task import command_ranges, sample_commands
+from som_robot.config import ConfigError
 
 NO_DR = DomainRandConfig(enabled=False)
 
@@ -45,23 +46,31 @@ def test_standing_still_earns_nothing_under_a_moving_command(cmd: tuple[float, f
     assert standing_reward(cmd) < 0.05 * stand, cmd  # only what residual sway in the commanded direction earns
 
 
-def test_trot_clock_schedules_diagonal_pairs_and_is_in_the_observation() -> None:
-    env = Go2VecEnv(Go2EnvConfig(domain_rand=NO_DR), num_envs=2, seed=0, nthread=1)
+@pytest.mark.parametrize("freq", [C.GAIT_FREQ, 3.0])
+def test_trot_clock_schedules_diagonal_pairs_and_is_in_the_observation(freq: float) -> None:
+    """The clock runs at the config's `gait_freq`, which the contract carries to the daemon's clock."""
+    from controllers.observation import clock_phase
+    from sim.go2.contract import go2_contract
+
+    env = Go2VecEnv(Go2EnvConfig(domain_rand=NO_DR, gait_freq=freq), num_envs=2, seed=0, nthread=1)
     obs = env.reset(0)
     sl = obs_slices()["gait_phase"]
     assert np.allclose(obs[:, sl].numpy(), [[1.0, 0.0]] * 2, atol=1e-6)  # phase 0 at the episode start
-    steps = int(round(0.125 / C.CTRL_DT)) + 1  # a quarter cycle at 2 Hz (rounded to policy steps)
+    steps = int(round(0.25 / freq / C.CTRL_DT)) + 1  # a quarter cycle (rounded to policy steps)
     for _ in range(steps):
         res = env.step(torch.zeros(2, 12))
-    phase = C.gait_phase(steps)
+    phase = C.gait_phase(steps, freq)
+    assert phase == pytest.approx(clock_phase(steps, go2_contract(env.cfg)))  # the daemon runs the same clock
     assert np.allclose(res.obs[:, sl].numpy(), [np.cos(2 * np.pi * phase), np.sin(2 * np.pi * phase)], atol=1e-5)
     # over one cycle each leg is in stance half the time; FL with RR and FR with RL
-    cycle = np.arange(int(round(1.0 / (C.GAIT_FREQ * C.CTRL_DT))))
-    stance = env._stance(C.gait_phase(cycle))
-    assert np.allclose(stance.mean(axis=0), C.GAIT_DUTY, atol=1.01 / len(cycle))  # 25 steps per cycle
+    cycle = np.arange(int(round(1.0 / (freq * C.CTRL_DT))))
+    stance = env._stance(C.gait_phase(cycle, freq))
+    assert np.allclose(stance.mean(axis=0), C.GAIT_DUTY, atol=1.01 / len(cycle))  # 25 (2 Hz) or 17 steps per cycle
     assert (stance[:, 0] == stance[:, 3]).all() and (stance[:, 1] == stance[:, 2]).all()
     assert (stance[:, 0] != stance[:, 1]).all()
     env.close()
+    with pytest.raises(ConfigError, match="gait_freq"):
+        Go2EnvConfig(gait_freq=0.0)
 
 
 def test_command_curriculum_starts_forward_and_widens_only_with_tracking() -> None:
