@@ -90,7 +90,7 @@ def as_batch_policy(policy: Path | BatchPolicy, env_cfg: Any = None, noise_std: 
 
 def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (0.5, 0.0, 0.0), num_envs: int = 16,
               seconds: float = 20.0, pushes: bool = False, seed: int = 123,
-              video: Path | None = None, noise_std: float = 0.0) -> dict[str, float]:
+              video: Path | None = None, noise_std: float = 0.0) -> dict[str, Any]:
     """Mean achieved base-frame velocities, tracking errors and falls of `num_envs` Go2s at command `cmd`.
     `policy`: an exported .onnx, a training checkpoint .pt (deterministic torch act), or a batch callable.
     `video`: an MP4 of env 0 with the command/velocity overlay, rendered after the run from its logged poses.
@@ -104,10 +104,13 @@ def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (
     steps = int(round(seconds / env.dt))
     target = np.asarray(cmd, np.float64)
     vel_sum, speed_sum, lin_err, ang_err, falls, saturated = np.zeros(3), 0.0, 0.0, 0.0, 0, 0.0
+    at_upper, at_lower = np.zeros(12), np.zeros(12)  # per joint: a static offset pinned at one bound
     poses: list[tuple[np.ndarray, np.ndarray]] = []  # env 0's (qpos, velocity) per step, for `video`
     for _ in range(steps):
         act = act_fn(obs)
         saturated += float((np.abs(act) >= SATURATED).mean())
+        at_upper += (act >= SATURATED).mean(axis=0)
+        at_lower += (act <= -SATURATED).mean(axis=0)
         res = env.step(torch.as_tensor(act, dtype=torch.float32))
         _, lin_vel, ang_vel, _ = base_kinematics(env.sim.qpos, env.sim.qvel)  # base frame, after the step
         v = torch.cat([lin_vel[:, :2], ang_vel[:, 2:3]], dim=1).double().numpy()
@@ -127,7 +130,9 @@ def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (
             "mean_vy": float(vel_sum[1] / steps), "mean_yaw_rate": float(vel_sum[2] / steps),
             "mean_speed_xy": speed_sum / steps,
             "lin_vel_error": lin_err / steps, "ang_vel_error": ang_err / steps, "falls_per_minute": falls / minutes,
-            "falls": falls, "env_minutes": minutes, "action_saturation": saturated / steps}
+            "falls": falls, "env_minutes": minutes, "action_saturation": saturated / steps,
+            "action_at_upper": (at_upper / steps).round(4).tolist(),
+            "action_at_lower": (at_lower / steps).round(4).tolist()}
 
 
 def write_walk_video(poses: Sequence[tuple[np.ndarray, np.ndarray]], cmd: Sequence[float], path: Path,

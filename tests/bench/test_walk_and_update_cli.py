@@ -100,7 +100,8 @@ def test_curves_cli_plots_runs_against_wall_time(tmp_path: Path) -> None:
 
 def test_walk_reports_the_share_of_actions_on_the_box_bound() -> None:
     """`action_saturation`: a bang-bang policy reads 1, one inside the box 0, one with half its joints at the
-    bound 0.5 (the figure that showed the Q-ascent SOM living at its clamp)."""
+    bound 0.5 (the figure that showed the Q-ascent SOM living at its clamp); `action_at_upper` / `_lower` say
+    which joints, at which bound."""
     import numpy as np
 
     from som_robot.bench.walk import walk_test
@@ -112,6 +113,9 @@ def test_walk_reports_the_share_of_actions_on_the_box_bound() -> None:
         res = walk_test(lambda obs, a=act: np.tile(a, (len(obs), 1)), env_cfg, (0.5, 0.0, 0.0), num_envs=2,
                         seconds=0.2)
         assert res["action_saturation"] == share, (act, res["action_saturation"])
+        # per joint and side: which joint sits at which bound (a rear thigh pinned at +1 reads 1 there)
+        assert res["action_at_upper"] == [float(a >= 0.99) for a in act], res["action_at_upper"]
+        assert res["action_at_lower"] == [float(a <= -0.99) for a in act], res["action_at_lower"]
 
 
 def test_walk_policy_noise_input_drives_the_collecting_policy_and_is_repeatable(tmp_path: Path) -> None:
