@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from sim.go2.constants import ACTION_SCALE, GAIT_FREQ
+from sim.go2.constants import ACTION_SCALE, DEFAULT_JOINT_POS, GAIT_FREQ
 from som_robot.config import apply_overrides, check, from_dict, load_yaml
 
 __all__ = [
@@ -231,6 +231,10 @@ class Go2EnvConfig:
     # trot clock (Hz) behind the gait_phase observation and the gait rewards; also in the contract. A faster clock
     # shortens stance, so the same stride sweep carries the body faster (README, "Where walking stands")
     gait_freq: float = GAIT_FREQ
+    # joint pose (rad, policy joint order) that actions and joint_pos observations are taken about; null: the
+    # robot's (robots/go2.py, every thigh 0.9). In the contract too. The learners hold both rear thighs at the box's
+    # +0.35 rad end at speed (policies/README.md, "A 3 Hz trot clock"): a pose with them further back frees that swing
+    default_pose: tuple[float, ...] | None = None
     rough: RoughTerrainConfig = field(default_factory=RoughTerrainConfig)
     command: CommandConfig = field(default_factory=CommandConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -241,6 +245,18 @@ class Go2EnvConfig:
         check(self.episode_length_s > 0, "episode_length_s", "must be > 0")
         check(0.0 < self.action_scale <= 1.0, "action_scale", f"must be in (0, 1] rad, got {self.action_scale}")
         check(0.0 < self.gait_freq <= 5.0, "gait_freq", f"must be in (0, 5] Hz, got {self.gait_freq}")
+        if self.default_pose is not None:
+            q = self.default_pose
+            n = len(DEFAULT_JOINT_POS)
+            check(len(q) == n, "default_pose", f"needs {n} angles, got {len(q)}")
+            # FL/FR and RL/RR mirror (hip sign flips), or q - default would not mirror (runner.mirror, symmetry.py)
+            check(all(q[i] == -q[i + 3] and q[i + 1:i + 3] == q[i + 4:i + 6] for i in (0, 6)), "default_pose",
+                  f"must be left-right symmetric (FR = FL with the hip negated, RR = RL likewise), got {q}")
+
+    @property
+    def joint_default(self) -> tuple[float, ...]:
+        """The pose actions and joint observations are relative to: `default_pose`, or the robot's."""
+        return tuple(float(x) for x in (DEFAULT_JOINT_POS if self.default_pose is None else self.default_pose))
 
 
 def load_go2_config(path: str | Path | None = DEFAULT_CONFIG_PATH, overrides: Sequence[str] = ()) -> Go2EnvConfig:

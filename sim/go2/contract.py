@@ -24,11 +24,12 @@ __all__ = ["go2_contract", "TORQUE_LIMITS"]
 
 def go2_contract(cfg: Any = None) -> PolicyContract:
     """Contract of a policy trained on `Go2VecEnv` (joint order, pose, gains, layout, rates); `cfg` (a
-    Go2EnvConfig) supplies what a run may change: the action box and the trot clock."""
+    Go2EnvConfig) supplies what a run may change: the action box, the trot clock and the default pose."""
     action_scale = ACTION_SCALE if cfg is None else cfg.action_scale
     gait_freq = GAIT_FREQ if cfg is None else cfg.gait_freq
+    pose = DEFAULT_JOINT_POS if cfg is None else cfg.joint_default
     return PolicyContract(
-        robot="unitree_go2", joint_names=JOINT_NAMES, default_pose=tuple(float(x) for x in DEFAULT_JOINT_POS),
+        robot="unitree_go2", joint_names=JOINT_NAMES, default_pose=tuple(float(x) for x in pose),
         kp=(float(KP),) * NUM_JOINTS, kd=(float(KD),) * NUM_JOINTS, torque_limits=TORQUE_LIMITS,
         action_scale=float(action_scale), obs_terms=tuple(OBS_LAYOUT), control_dt=float(CTRL_DT),
         sim_dt=float(SIM_DT), gait_freq=float(gait_freq))

@@ -31,7 +31,7 @@ from sim.go2 import constants as C
 from sim.go2 import randomize as R
 from sim.go2.backend import Sim, make_sim
 from sim.go2.config import DomainRandConfig, Go2EnvConfig
-from sim.go2.model import build_model
+from sim.go2.model import build_model, pose_height_shift
 from sim.go2.obs import OBS_DIM, OBS_LAYOUT, base_kinematics, build_obs
 from sim.go2.randomize import TorchRng
 from sim.go2.rewards import REWARD_TERMS, check_reward_keys
@@ -92,7 +92,8 @@ class Go2VecEnv(JoystickTaskStep):
         mid, half = (sim.joint_low + sim.joint_high) / 2, (sim.joint_high - sim.joint_low) / 2
         lim = cfg.reward.soft_dof_pos_limit
         self.soft_lower, self.soft_upper = mid - lim * half, mid + lim * half
-        self._default_pos = torch.as_tensor(C.DEFAULT_JOINT_POS, dtype=ft, device=dev)
+        self._default_pos = torch.as_tensor(cfg.joint_default, dtype=ft, device=dev)
+        self._reset_dz = pose_height_shift(self.model, np.asarray(cfg.joint_default)) if cfg.default_pose else 0.0
         self._noise_dims = {t.name: t.dim for t in OBS_LAYOUT}
         n, nl = num_envs, dr.latency_steps[1] + 1
         z = {"dtype": ft, "device": dev}
@@ -244,6 +245,7 @@ class Go2VecEnv(JoystickTaskStep):
         offset = R.sample_init_joint_offset(self.rng, cfg.domain_rand, n)  # type: ignore[arg-type]
         joints = self._default_pos + torch.as_tensor(offset, dtype=self.dtype, device=self.device)
         qpos[:, 7:] = torch.clamp(joints, sim.joint_low, sim.joint_high)
+        qpos[:, 2] += self._reset_dz
         yaw = self.rng.uniform(-np.pi, np.pi, n).to(self.dtype)
         zero = torch.zeros_like(yaw)
         qpos[:, 3:7] = torch.stack([torch.cos(yaw / 2), zero, zero, torch.sin(yaw / 2)], dim=1)

@@ -12,7 +12,7 @@ import numpy as np
 from sim.go2 import constants as C
 from sim.go2.config import Go2EnvConfig, RoughTerrainConfig
 
-__all__ = ["build_spec", "build_model", "rough_heights"]
+__all__ = ["build_spec", "build_model", "rough_heights", "pose_height_shift"]
 
 _FOUND = 1 << int(mujoco.mjtConDataField.mjCONDATA_FOUND)  # contact sensor reports the match count
 
@@ -101,3 +101,17 @@ def build_model(cfg: Go2EnvConfig | None = None) -> mujoco.MjModel:
     assert abs(m.opt.timestep - C.SIM_DT) < 1e-12, m.opt.timestep
     assert np.allclose(m.key("home").qpos[7:], C.DEFAULT_JOINT_POS)
     return m
+
+
+def pose_height_shift(m: mujoco.MjModel, pose: np.ndarray) -> float:
+    """Base-height change (m) that puts the lowest foot of `pose` where the home keyframe's is: a reset in
+    another default pose (longer legs) then starts standing, not with its feet in the floor."""
+    d = mujoco.MjData(m)
+
+    def lowest_foot(joints: np.ndarray) -> float:
+        d.qpos[:] = m.key("home").qpos
+        d.qpos[7:] = joints
+        mujoco.mj_kinematics(m, d)
+        return min(float(d.geom(g).xpos[2] - m.geom(g).size[0]) for g in C.FOOT_GEOMS)
+
+    return lowest_foot(np.asarray(C.DEFAULT_JOINT_POS, np.float64)) - lowest_foot(np.asarray(pose, np.float64))

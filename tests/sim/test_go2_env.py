@@ -268,6 +268,39 @@ def test_contract_matches_the_model_and_the_env() -> None:
     assert c.decimation == 10
 
 
+UNITREE_POSE = (0.0, 0.8, -1.5, 0.0, 0.8, -1.5, 0.0, 1.0, -1.5, 0.0, 1.0, -1.5)  # unitree_rl_gym's Go2 pose
+
+
+def test_a_configured_default_pose_is_what_actions_and_observations_are_about() -> None:
+    """`default_pose` (rear thighs further back): a zero action holds that pose standing, not the robot's, the
+    joint_pos observation is measured from it, a reset starts its longer legs on the floor (not in it), the
+    contract carries it, and a pose that does not mirror left-right is refused (runner.mirror needs it)."""
+    from sim.go2.contract import go2_contract
+
+    env = make_env(n=2, domain_rand=NO_DR, default_pose=UNITREE_POSE)
+    assert go2_contract(env.cfg).default_pose == UNITREE_POSE
+    obs = env.reset(seed=0)
+    z0 = env.sim.qpos[:, 2].clone()
+    for _ in range(100):  # 2 s of zero actions
+        res = env.step(torch.zeros(2, 12))
+    q = env.sim.qpos[:, 7:].double()
+    assert not res.terminated.any()
+    pose, robot_pose = torch.tensor(UNITREE_POSE).double(), torch.tensor(C.DEFAULT_JOINT_POS).double()
+    thighs = [1, 4, 7, 10]  # held within 0.05 rad (the calves sag ~0.1-0.15 under the body's weight at Kp 40)
+    assert (q[:, thighs] - pose[thighs]).abs().max() < 0.05, q
+    assert ((q - pose).norm(dim=1) < 0.7 * (q - robot_pose).norm(dim=1)).all(), q  # nearer than to the robot's
+    jp = obs_slices()["joint_pos"]
+    assert obs[:, jp].abs().max() < 0.01 and res.obs[:, jp].abs().max() < 0.25
+    robot = make_env(n=2, domain_rand=NO_DR)
+    robot.reset(seed=0)
+    assert (z0 - robot.sim.qpos[:, 2] > 0.03).all()  # 4.6 cm longer legs start higher, feet on the floor
+    for _ in range(100):
+        robot.step(torch.zeros(2, 12))
+    assert env.sim.qpos[:, 2].min() > robot.sim.qpos[:, 2].max() + 0.02  # and stand taller
+    with pytest.raises(ConfigError, match="default_pose"):
+        Go2EnvConfig(default_pose=(0.1,) + UNITREE_POSE[1:])
+
+
 def test_log_scalars_are_built_only_when_asked() -> None:
     """want_log False (the runner's setting between logged steps): no reward-term reductions, only the
     overflow count the env needs anyway; the step's physics and rewards are the same."""
