@@ -93,6 +93,9 @@ class CommandConfig:
     curriculum_max_falls: float | None = None  # falls per env-minute above which the level holds (None: off)
     keep_on_fall: bool = True  # a fall's reset keeps the env's command instead of drawing a new one
     keep_on_fall_from_level: float = 0.5  # ... once the curriculum level reaches this (1.0: at the full ranges)
+    # share of resets whose base starts moving at the env's command (planar velocity and yaw rate), legs still:
+    # a standing policy then sees what tracking pays before it has found a step (reference-state-style starts)
+    running_start: float = 0.0
 
     def __post_init__(self) -> None:
         for k in ("lin_vel_x", "lin_vel_y", "ang_vel_yaw", "initial_lin_vel_x"):
@@ -103,6 +106,7 @@ class CommandConfig:
         check(0.0 < self.curriculum_step <= 1.0, "curriculum_step", "must be in (0, 1]")
         check(self.curriculum_interval_s > 0, "curriculum_interval_s", "must be > 0")
         check(0.0 <= self.keep_on_fall_from_level <= 1.0, "keep_on_fall_from_level", "must be in [0, 1]")
+        check(0.0 <= self.running_start <= 1.0, "running_start", "must be in [0, 1]")
         check(self.curriculum_max_falls is None or self.curriculum_max_falls >= 0, "curriculum_max_falls",
               "must be >= 0 (or null: off)")
 

@@ -252,11 +252,18 @@ class Go2VecEnv(JoystickTaskStep):
         if cfg.terrain == "rough":  # spread over the field, dropped from above its highest bump
             qpos[:, :2] = self.rng.uniform(-1.0, 1.0, (n, 2)) * (cfg.rough.half_size - 3.0)
             qpos[:, 2] += cfg.rough.max_height
-        sim.reset(ids, qpos, torch.zeros(n, self.model.nv, dtype=self.dtype, device=self.device))
         new = self._sample_commands(n).to(self.dtype)
         if keep_command is not None:
             new = torch.where(keep_command[:, None], self.commands[ids], new)
         self.commands[ids] = new
+        qvel = torch.zeros(n, self.model.nv, dtype=self.dtype, device=self.device)
+        if cfg.command.running_start > 0:  # base moving at the command: world-frame xy velocity, body yaw rate
+            run = (self.rng.uniform(0.0, 1.0, n) < cfg.command.running_start).to(self.dtype)
+            c, s = torch.cos(yaw), torch.sin(yaw)
+            qvel[:, 0] = run * (c * new[:, 0] - s * new[:, 1])
+            qvel[:, 1] = run * (s * new[:, 0] + c * new[:, 1])
+            qvel[:, 5] = run * new[:, 2]
+        sim.reset(ids, qpos, qvel)
         for arr in (self.last_action, self.action_hist, self.air_time, self.ep_ret):
             arr[ids] = 0.0
         self.last_contact[ids] = False

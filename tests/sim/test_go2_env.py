@@ -23,7 +23,7 @@ from sim.go2.config import (
 )
 from sim.go2.env import Go2VecEnv
 from sim.go2.model import build_model
-from sim.go2.obs import OBS_DIM, OBS_LAYOUT, obs_slices
+from sim.go2.obs import OBS_DIM, OBS_LAYOUT, base_kinematics, obs_slices
 from sim.go2.rewards import REWARD_TERMS
 from som_robot.config import ConfigError, to_dict
 from som_robot.envs.vec_env import StepResult, VecEnv
@@ -160,6 +160,32 @@ def test_push_kicks_the_base() -> None:
             env.step(zeros(env))
     speed = [float(e.sim.qvel[:, :2].norm(dim=1).mean()) for e in (pushed, calm)]
     assert speed[0] > 0.2 > speed[1], speed
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_running_start_sets_the_base_moving_at_its_command(share: float) -> None:
+    """command.running_start: that share of resets leaves the base at the env's command (base frame: vx, vy and
+    yaw rate, whatever the spawn yaw), the others at rest; and the running bases go on where the command points."""
+    n = 64
+    env = make_env(n=n, domain_rand=NO_DR, command=CommandConfig(curriculum=False, stand_prob=0.0, zero_below=0.0,
+                                                                 running_start=share))
+    env.reset(0)
+    rot, lin_vel, ang_vel, _ = base_kinematics(env.sim.qpos, env.sim.qvel)
+    want = env.commands.to(lin_vel.dtype)
+    moving = lin_vel.norm(dim=1) > 0
+    assert torch.allclose(lin_vel[moving, :2], want[moving, :2], atol=1e-5)
+    assert torch.allclose(ang_vel[moving, 2], want[moving, 2], atol=1e-5)
+    assert not lin_vel[~moving].any() and not ang_vel[~moving].any() and not env.sim.qvel[:, 6:].any()
+    assert abs(float(moving.float().mean()) - share) <= 0.2
+    p0 = env.sim.qpos[:, :2].clone()
+    for _ in range(5):  # 0.1 s with the legs held at the default pose
+        env.step(zeros(env))
+    world_cmd = (rot[:, :2, :2] @ want[:, :2, None]).squeeze(-1)  # the spawn is a pure yaw
+    speed = world_cmd.norm(dim=1)
+    along = ((env.sim.qpos[:, :2] - p0) * world_cmd).sum(dim=1) / speed.clamp_min(1e-9)
+    clear = speed > 0.2
+    assert (along[moving & clear] > 0.2 * 0.1 * speed[moving & clear]).all(), along  # a fifth of the way, at least
+    assert (along[~moving & clear].abs() < 0.01).all(), along
 
 
 def test_dr_samplers_stay_in_range() -> None:
