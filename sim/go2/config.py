@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from sim.go2.constants import ACTION_SCALE, DEFAULT_JOINT_POS, GAIT_FREQ
+from sim.go2.symmetry import pose_mirrors
 from som_robot.config import apply_overrides, check, from_dict, load_yaml
 
 __all__ = [
@@ -253,8 +254,8 @@ class Go2EnvConfig:
             q = self.default_pose
             n = len(DEFAULT_JOINT_POS)
             check(len(q) == n, "default_pose", f"needs {n} angles, got {len(q)}")
-            # FL/FR and RL/RR mirror (hip sign flips), or q - default would not mirror (runner.mirror, symmetry.py)
-            check(all(q[i] == -q[i + 3] and q[i + 1:i + 3] == q[i + 4:i + 6] for i in (0, 6)), "default_pose",
+            # or q - default would not mirror (runner.mirror)
+            check(pose_mirrors(q), "default_pose",
                   f"must be left-right symmetric (FR = FL with the hip negated, RR = RL likewise), got {q}")
 
     @property

@@ -19,7 +19,7 @@ import numpy as np
 from sim.go2 import constants as C
 from sim.go2.obs import OBS_LAYOUT, obs_slices
 
-__all__ = ["SignedPermutation", "Mirror", "GO2_MIRROR", "joint_mirror", "clock_shift"]
+__all__ = ["SignedPermutation", "Mirror", "GO2_MIRROR", "joint_mirror", "pose_mirrors", "clock_shift"]
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,17 @@ def joint_mirror() -> SignedPermutation:
     parts = len(C.JOINT_NAMES) // len(C.LEGS)
     index = np.array([legs[other[leg]] * parts + p for leg in C.LEGS for p in range(parts)])
     sign = np.tile(np.array([-1.0] + [1.0] * (parts - 1)), len(C.LEGS))
-    default = np.asarray(C.DEFAULT_JOINT_POS, dtype=np.float64)
-    if not np.allclose(default[index] * sign, default):
+    joints = SignedPermutation(index, sign)
+    if not pose_mirrors(C.DEFAULT_JOINT_POS, joints):
         raise ValueError("the default pose is not left-right symmetric: q - default does not mirror")
-    return SignedPermutation(index, sign)
+    return joints
+
+
+def pose_mirrors(pose: Any, joints: SignedPermutation | None = None) -> bool:
+    """Whether a default pose is its own mirror image (FR = FL with the hip negated, RR = RL likewise), so that
+    q − pose, what the policy sees and outputs, mirrors with the joints."""
+    q = np.asarray(pose, dtype=np.float64)
+    return bool(np.array_equal((joints or _JOINTS)(q), q))
 
 
 def clock_shift() -> float:

@@ -103,12 +103,11 @@ def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (
     obs = env.reset(seed=seed).numpy()
     steps = int(round(seconds / env.dt))
     target = np.asarray(cmd, np.float64)
-    vel_sum, speed_sum, lin_err, ang_err, falls, saturated = np.zeros(3), 0.0, 0.0, 0.0, 0, 0.0
-    at_upper, at_lower = np.zeros(12), np.zeros(12)  # per joint: a static offset pinned at one bound
+    vel_sum, speed_sum, lin_err, ang_err, falls = np.zeros(3), 0.0, 0.0, 0.0, 0
+    at_upper, at_lower = np.zeros(env.act_dim), np.zeros(env.act_dim)  # per joint: a static offset pinned at a bound
     poses: list[tuple[np.ndarray, np.ndarray]] = []  # env 0's (qpos, velocity) per step, for `video`
     for _ in range(steps):
         act = act_fn(obs)
-        saturated += float((np.abs(act) >= SATURATED).mean())
         at_upper += (act >= SATURATED).mean(axis=0)
         at_lower += (act <= -SATURATED).mean(axis=0)
         res = env.step(torch.as_tensor(act, dtype=torch.float32))
@@ -130,7 +129,7 @@ def walk_test(policy: Path | BatchPolicy, env_cfg: Any, cmd: Sequence[float] = (
             "mean_vy": float(vel_sum[1] / steps), "mean_yaw_rate": float(vel_sum[2] / steps),
             "mean_speed_xy": speed_sum / steps,
             "lin_vel_error": lin_err / steps, "ang_vel_error": ang_err / steps, "falls_per_minute": falls / minutes,
-            "falls": falls, "env_minutes": minutes, "action_saturation": saturated / steps,
+            "falls": falls, "env_minutes": minutes, "action_saturation": float((at_upper + at_lower).mean() / steps),
             "action_at_upper": (at_upper / steps).round(4).tolist(),
             "action_at_lower": (at_lower / steps).round(4).tolist()}
 
