@@ -78,6 +78,10 @@ class CommandConfig:
     there) fell 9 per env-minute over the mixed commands it trained on. `keep_on_fall_from_level` turns it
     on only from that curriculum level: the lunge that takes SOM off the standing start stays cheap, and the
     forward start it falls from is trained once the ranges are wide.
+    `curriculum_patience_steps` (off when None): once the level has reached `curriculum_patience_from_level`
+    (after the take-off, so a standing policy never widens its ranges), a level held for that many env steps
+    (all envs together) rises anyway: SOM held level 0.5 for 50-70 min in five runs and never saw the bar's
+    backward and fast commands, which it then must extrapolate to.
     """
 
     lin_vel_x: Range = (-1.0, 1.0)
@@ -92,6 +96,8 @@ class CommandConfig:
     curriculum_step: float = 0.25
     curriculum_interval_s: float = 5.0  # how often the level is checked
     curriculum_max_falls: float | None = None  # falls per env-minute above which the level holds (None: off)
+    curriculum_patience_steps: int | None = None  # env steps a level may hold before it rises anyway (None: off)
+    curriculum_patience_from_level: float = 0.25  # ... from this level on (the take-off stays tracking-gated)
     keep_on_fall: bool = True  # a fall's reset keeps the env's command instead of drawing a new one
     keep_on_fall_from_level: float = 0.5  # ... once the curriculum level reaches this (1.0: at the full ranges)
     # share of resets whose base starts moving at the env's command (planar velocity and yaw rate), legs still:
@@ -108,6 +114,10 @@ class CommandConfig:
         check(self.curriculum_interval_s > 0, "curriculum_interval_s", "must be > 0")
         check(0.0 <= self.keep_on_fall_from_level <= 1.0, "keep_on_fall_from_level", "must be in [0, 1]")
         check(0.0 <= self.running_start <= 1.0, "running_start", "must be in [0, 1]")
+        check(self.curriculum_patience_steps is None or self.curriculum_patience_steps > 0,
+              "curriculum_patience_steps", "must be > 0 (or null: off)")
+        check(0.0 < self.curriculum_patience_from_level <= 1.0, "curriculum_patience_from_level",
+              "must be in (0, 1]")
         check(self.curriculum_max_falls is None or self.curriculum_max_falls >= 0, "curriculum_max_falls",
               "must be >= 0 (or null: off)")
 

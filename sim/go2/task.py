@@ -86,21 +86,27 @@ class JoystickTaskStep:
         self._curr_acc: Any = 0.0
         self._curr_falls: Any = 0.0
         self._curr_n = 0
+        self._curr_held = 0  # env steps (all envs) since the level last rose
+        self.patience_raises = 0  # rises the patience made, not tracking
 
     def state_dict(self) -> dict[str, float]:
         """Task state a resume must keep: the curriculum level (a resume from 0 re-climbed for minutes and
         trained the wide-command policy on narrow commands meanwhile)."""
-        return {"cmd_level": float(self.cmd_level)}
+        return {"cmd_level": float(self.cmd_level), "cmd_held_steps": float(self._curr_held),
+                "patience_raises": float(self.patience_raises)}
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.cmd_level = float(state["cmd_level"])
+        self._curr_held = int(state.get("cmd_held_steps", 0))  # checkpoints before the patience lack both
+        self.patience_raises = int(state.get("patience_raises", 0))
 
     def _sample_commands(self, n: int) -> Array:
         return sample_commands(self.rng, self.cfg.command, n, self.cmd_level)  # type: ignore[attr-defined]
 
     def _curriculum(self, lin_track: Array, terminated: Array) -> None:
         """Accumulate the mean tracking kernel and fall rate; every interval, raise the level if tracking
-        reached the bar and falls stayed under theirs (one host read per interval on a device)."""
+        reached the bar and falls stayed under theirs, or if the patience ran out (one host read per interval
+        on a device)."""
         c: CommandConfig = self.cfg.command
         if not c.curriculum or self.cmd_level >= 1.0:
             return
@@ -110,9 +116,16 @@ class JoystickTaskStep:
         self._curr_n += 1
         if self._curr_n >= self._curr_every:
             falls_per_min = float(self._curr_falls) / (self._curr_n * self.dt * len(terminated)) * 60.0
-            if float(self._curr_acc) / self._curr_n >= c.curriculum_threshold and (
-                    c.curriculum_max_falls is None or falls_per_min <= c.curriculum_max_falls):
+            self._curr_held += self._curr_n * len(terminated)
+            tracked = float(self._curr_acc) / self._curr_n >= c.curriculum_threshold and (
+                c.curriculum_max_falls is None or falls_per_min <= c.curriculum_max_falls)
+            patience_out = (c.curriculum_patience_steps is not None
+                            and self.cmd_level >= c.curriculum_patience_from_level - 1e-9
+                            and self._curr_held >= c.curriculum_patience_steps)
+            if tracked or patience_out:
                 self.cmd_level = min(1.0, self.cmd_level + c.curriculum_step)
+                self.patience_raises += int(not tracked)
+                self._curr_held = 0
             self._curr_acc, self._curr_falls, self._curr_n = 0.0, 0.0, 0
 
     # -- one step -----------------------------------------------------------------------------

@@ -107,6 +107,49 @@ def test_command_curriculum_starts_forward_and_widens_only_with_tracking() -> No
     env.close()
 
 
+def test_curriculum_patience_raises_a_held_level_only_after_the_take_off() -> None:
+    """A level held for `curriculum_patience_steps` env steps rises without the tracking bar, but only from
+    `curriculum_patience_from_level` on: a standing policy at level 0 keeps its forward-only commands. The
+    count of such rises and the steps held travel with the checkpoint's task state."""
+    c = replace(CommandConfig(), curriculum_interval_s=0.2, curriculum_patience_steps=40)
+    env = Go2VecEnv(Go2EnvConfig(domain_rand=NO_DR, command=c), num_envs=2, seed=0, nthread=1)
+    every = env._curr_every  # 10 steps of 2 envs: 20 env steps per interval
+
+    def intervals(k: int, track: float) -> None:
+        for _ in range(k * every):
+            env._curriculum(np.full(2, track), np.zeros(2, dtype=bool))
+
+    intervals(10, 0.0)
+    assert env.cmd_level == 0.0 and env.patience_raises == 0  # standing start: no patience
+    intervals(1, 1.0)
+    assert env.cmd_level == pytest.approx(0.25) and env.patience_raises == 0  # tracking took it off
+    intervals(1, 0.0)
+    assert env.cmd_level == pytest.approx(0.25)  # 20 of 40 env steps held
+    intervals(1, 0.0)
+    assert env.cmd_level == pytest.approx(0.5) and env.patience_raises == 1  # 40: patience ran out
+    intervals(1, 0.0)
+    state = env.state_dict()
+    assert state["cmd_held_steps"] == 20 and state["patience_raises"] == 1
+    fresh = Go2VecEnv(Go2EnvConfig(domain_rand=NO_DR, command=c), num_envs=2, seed=1, nthread=1)
+    fresh.load_state_dict(state)
+    for _ in range(every):
+        fresh._curriculum(np.zeros(2), np.zeros(2, dtype=bool))
+    assert fresh.cmd_level == pytest.approx(0.75) and fresh.patience_raises == 2  # the resume kept the count
+    intervals(8, 0.0)
+    assert env.cmd_level == 1.0 and env.patience_raises == 3  # and never past the full ranges
+    env.close()
+    fresh.close()
+    off = Go2VecEnv(Go2EnvConfig(domain_rand=NO_DR, command=replace(c, curriculum_patience_steps=None)),
+                    num_envs=2, seed=0, nthread=1)
+    off.cmd_level = 0.5
+    for _ in range(20 * every):
+        off._curriculum(np.zeros(2), np.zeros(2, dtype=bool))
+    assert off.cmd_level == 0.5  # off by default: only tracking raises the level
+    off.close()
+    with pytest.raises(ConfigError, match="curriculum_patience_steps"):
+        CommandConfig(curriculum_patience_steps=0)
+
+
 def test_gait_gate_takes_the_pay_away_from_trotting_in_place() -> None:
     """A robot that trots on the clock without moving, under a forward command: the ungated gait terms pay
     it (the local optimum SOM's run settled in), the tracking-gated ones do not; tracking still pays."""
