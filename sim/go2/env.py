@@ -171,7 +171,8 @@ class Go2VecEnv(JoystickTaskStep):
                               f"{sim.nconmax}, njmax {sim.njmax} per world): those episodes end; counted in "
                               "sim/overflow", RuntimeWarning, stacklevel=2)
         log["curriculum/level"] = self.cmd_level
-        log["curriculum/patience_raises"] = self.patience_raises
+        if self.want_log:
+            log["curriculum/patience_raises"] = self.patience_raises
 
         resample = (self.ep_len % self.resample_steps == 0)[:, None]
         self.commands = torch.where(resample, self._sample_commands(n).to(self.dtype), self.commands)

@@ -120,7 +120,7 @@ class JoystickTaskStep:
             tracked = float(self._curr_acc) / self._curr_n >= c.curriculum_threshold and (
                 c.curriculum_max_falls is None or falls_per_min <= c.curriculum_max_falls)
             patience_out = (c.curriculum_patience_steps is not None
-                            and self.cmd_level >= c.curriculum_patience_from_level - 1e-9
+                            and self.cmd_level >= c.curriculum_patience_from_level
                             and self._curr_held >= c.curriculum_patience_steps)
             if tracked or patience_out:
                 self.cmd_level = min(1.0, self.cmd_level + c.curriculum_step)

@@ -334,8 +334,8 @@ def test_log_scalars_are_built_only_when_asked() -> None:
     b.want_log = False
     for _ in range(3):
         ra, rb = a.step(zeros(a)), b.step(zeros(b))
-    assert "reward/tracking" in ra.log and set(rb.log) == {"sim/overflow", "curriculum/level",
-                                                                "curriculum/patience_raises"}
+    assert "reward/tracking" in ra.log and "curriculum/patience_raises" in ra.log
+    assert set(rb.log) == {"sim/overflow", "curriculum/level"}
     assert torch.equal(ra.reward, rb.reward) and torch.equal(ra.obs, rb.obs)
 
 
