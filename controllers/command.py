@@ -10,6 +10,7 @@ import numpy as np
 
 from controllers.robot_config import RobotConfig
 from hardware.channels import Mode
+from som_robot.contract import swing_lift
 
 __all__ = ["JointTarget", "CommandShaper", "PolicyTargets"]
 
@@ -72,6 +73,9 @@ class CommandShaper:
         self.damping_kd = np.full(n, cfg.deploy.damping_kd)
         self.lower, self.upper = cfg.clamp_bounds()
         self.action_scale, self.action_clip = c.action_scale, c.action_clip
+        self.foot_lift = np.asarray(c.foot_lift, np.float64) if c.foot_lift else None
+        self.gait_offsets = np.asarray(c.gait_offsets, np.float64)
+        self.gait_duty, self.lift_threshold = c.gait_duty, c.lift_moving_threshold
         self.stand_up_s = cfg.deploy.stand_up_s
         self.clamped = 0
 
@@ -94,9 +98,17 @@ class CommandShaper:
         q = (1 - a) * start + a * self.default
         return JointTarget(Mode.STAND_UP, self.clamp(q), self.kp, self.kd), a >= 1.0
 
-    def action_to_q(self, action: np.ndarray) -> np.ndarray:
-        """q_target = default + action_scale · clip(action) (the contract's action mapping)."""
-        return self.default + self.action_scale * np.clip(action, -self.action_clip, self.action_clip)
+    def action_to_q(self, action: np.ndarray, phase: float = 0.0, command: np.ndarray | None = None) -> np.ndarray:
+        """q_target = default + action_scale · clip(action) (the contract's action mapping), plus the foot-lift
+        trajectory generator's offsets at clock `phase` under `command` when the contract has one."""
+        q = self.default + self.action_scale * np.clip(action, -self.action_clip, self.action_clip)
+        if self.foot_lift is None or command is None:
+            return q
+        thr = self.lift_threshold
+        if not (np.hypot(command[0], command[1]) > thr or abs(command[2]) > thr):
+            return q
+        share = swing_lift(np.asarray(phase, np.float64), self.gait_offsets, self.gait_duty)  # (legs,)
+        return q + np.repeat(share, len(q) // len(share)) * self.foot_lift
 
     def policy(self, q_des: np.ndarray) -> JointTarget:
         return JointTarget(Mode.POLICY, self.clamp(q_des), self.kp, self.kd)

@@ -238,11 +238,11 @@ class ControllerDaemon:
 
     def _infer(self) -> None:
         est = self.monitors[ch.STATE_ESTIMATE].latest
+        command, phase = self._command(), clock_phase(self._policy_steps, self.cfg.contract)
         inputs = ObsInputs(gravity_body=np.asarray(est.gravity_body, np.float64),
                            ang_vel_body=np.asarray(est.ang_vel_body, np.float64),
-                           lin_vel_body=np.asarray(est.lin_vel_body, np.float64), command=self._command(),
-                           q=self.q, qd=self.qd, last_action=self.last_action,
-                           gait_phase=clock_phase(self._policy_steps, self.cfg.contract))
+                           lin_vel_body=np.asarray(est.lin_vel_body, np.float64), command=command,
+                           q=self.q, qd=self.qd, last_action=self.last_action, gait_phase=phase)
         self._policy_steps += 1
         obs = self.builder.build(inputs)
         t0 = time.perf_counter()
@@ -254,7 +254,7 @@ class ControllerDaemon:
             raise ValueError(f"policy produced a non-finite or mis-shaped action {action.shape}")
         c = self.cfg.contract.action_clip
         self.last_action = np.clip(action, -c, c)
-        self.targets.set(self.shaper.action_to_q(self.last_action))
+        self.targets.set(self.shaper.action_to_q(self.last_action, phase, command))
 
     def _target(self, now: float) -> JointTarget:
         mode = self.machine.mode

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ContractError", "ObsTerm", "PolicyContract", "term_slices", "METADATA_KEY", "CONTRACT_VERSION"]
+__all__ = ["ContractError", "ObsTerm", "PolicyContract", "term_slices", "swing_lift", "METADATA_KEY",
+           "CONTRACT_VERSION"]
 
 METADATA_KEY = "som_robot.contract"
 CONTRACT_VERSION = 1
@@ -43,6 +44,15 @@ def term_slices(terms: Sequence[ObsTerm]) -> dict[str, slice]:
     return out
 
 
+def swing_lift(phase: Any, leg_offsets: Any, duty: float) -> Any:
+    """(..., legs) share of full foot lift in [0, 1]: 4·s·(1 − s) over each leg's swing (s its progress through
+    the swing, legs in stance while frac(phase + offset) < duty), 0 in stance. Plain arithmetic, so numpy arrays
+    (onboard) and torch tensors (the env, on any device) run the same formula."""
+    p = (phase[..., None] + leg_offsets) % 1.0
+    s = ((p - duty) / (1.0 - duty)).clip(0.0, 1.0)
+    return 4.0 * s * (1.0 - s)
+
+
 @dataclass(frozen=True)
 class PolicyContract:
     """Everything a runtime must reproduce exactly to feed and apply a policy."""
@@ -59,6 +69,13 @@ class PolicyContract:
     sim_dt: float  # [s] PD / physics period used in training
     action_clip: float = 1.0  # policy output is clipped to ±action_clip
     gait_freq: float = 0.0  # [Hz] clock of a 'gait_phase' term: phase = frac(k·control_dt·gait_freq), k = policy steps
+    # Foot-lift trajectory generator (empty: none): q_target += foot_lift · swing_lift(phase, gait_offsets,
+    # gait_duty)[leg of each joint] while |command| > lift_moving_threshold (xy norm or |yaw rate|).
+    # foot_lift: [rad] joint offsets at full lift, joint order; gait_offsets: one clock offset per leg.
+    foot_lift: tuple[float, ...] = ()
+    gait_offsets: tuple[float, ...] = ()
+    gait_duty: float = 0.5
+    lift_moving_threshold: float = 0.1
     version: int = CONTRACT_VERSION
 
     def __post_init__(self) -> None:
@@ -71,6 +88,15 @@ class PolicyContract:
             raise ContractError("contract field 'joint_names' has duplicates")
         if not (self.control_dt > 0 and self.sim_dt > 0 and self.control_dt >= self.sim_dt):
             raise ContractError("contract fields 'control_dt'/'sim_dt' must be > 0 with control_dt >= sim_dt")
+        if self.foot_lift:
+            if len(self.foot_lift) != n:
+                raise ContractError(f"contract field 'foot_lift' has {len(self.foot_lift)} entries, joint_names "
+                                    f"has {n}")
+            if not self.gait_offsets or n % len(self.gait_offsets) or self.gait_freq <= 0:
+                raise ContractError("contract field 'gait_offsets' needs one offset per leg (joints divide evenly "
+                                    "among legs) and 'gait_freq' > 0 when 'foot_lift' is set")
+            if not 0.0 < self.gait_duty < 1.0:
+                raise ContractError(f"contract field 'gait_duty' must be in (0, 1), got {self.gait_duty}")
 
     @property
     def obs_dim(self) -> int:
@@ -98,7 +124,9 @@ class PolicyContract:
             if d.get("version") != CONTRACT_VERSION:
                 raise ContractError(f"contract version {d.get('version')} != supported {CONTRACT_VERSION}")
             d["obs_terms"] = tuple(ObsTerm(**t) for t in d["obs_terms"])
-            for k in ("joint_names", "default_pose", "kp", "kd", "torque_limits"):
+            for k in ("joint_names", "default_pose", "kp", "kd", "torque_limits", "foot_lift", "gait_offsets"):
+                if k not in d:  # files written before the foot-lift fields: no trajectory generator
+                    continue
                 d[k] = tuple(d[k])
             return cls(**d)
         except (KeyError, TypeError, json.JSONDecodeError) as e:

@@ -250,6 +250,11 @@ class Go2EnvConfig:
     # robot's (robots/go2.py, every thigh 0.9). In the contract too. The learners hold both rear thighs at the box's
     # +0.35 rad end at speed (policies/README.md, "A 3 Hz trot clock"): a pose with them further back frees that swing
     default_pose: tuple[float, ...] | None = None
+    # foot-lift trajectory generator (m; 0: off): under a moving command each swing foot's thigh and calf targets
+    # get the offsets that lift it this high, times 4·s·(1 − s) over the swing (s its progress on the trot clock);
+    # the policy's actions are residuals on top (Lee et al. 2020). Stepping in place is then what a zero action
+    # does, so the take-off no longer has to be found from a stand. In the contract (the daemon adds the same)
+    foot_lift: float = 0.0
     rough: RoughTerrainConfig = field(default_factory=RoughTerrainConfig)
     command: CommandConfig = field(default_factory=CommandConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
@@ -260,6 +265,7 @@ class Go2EnvConfig:
         check(self.episode_length_s > 0, "episode_length_s", "must be > 0")
         check(0.0 < self.action_scale <= 1.0, "action_scale", f"must be in (0, 1] rad, got {self.action_scale}")
         check(0.0 < self.gait_freq <= 5.0, "gait_freq", f"must be in (0, 5] Hz, got {self.gait_freq}")
+        check(0.0 <= self.foot_lift <= 0.15, "foot_lift", f"must be in [0, 0.15] m, got {self.foot_lift}")
         if self.default_pose is not None:
             q = self.default_pose
             n = len(DEFAULT_JOINT_POS)

@@ -31,12 +31,13 @@ from sim.go2 import constants as C
 from sim.go2 import randomize as R
 from sim.go2.backend import Sim, make_sim
 from sim.go2.config import DomainRandConfig, Go2EnvConfig
-from sim.go2.model import build_model, pose_height_shift
+from sim.go2.model import build_model, foot_lift_offsets, pose_height_shift
 from sim.go2.obs import OBS_DIM, OBS_LAYOUT, base_kinematics, build_obs
 from sim.go2.randomize import TorchRng
 from sim.go2.rewards import REWARD_TERMS, check_reward_keys
 from sim.go2.symmetry import GO2_MIRROR
 from sim.go2.task import JoystickTaskStep, sample_commands
+from som_robot.contract import swing_lift
 from som_robot.envs.registry import resolve_backend
 from som_robot.envs.vec_env import StepResult
 
@@ -93,6 +94,9 @@ class Go2VecEnv(JoystickTaskStep):
         lim = cfg.reward.soft_dof_pos_limit
         self.soft_lower, self.soft_upper = mid - lim * half, mid + lim * half
         self._default_pos = torch.as_tensor(cfg.joint_default, dtype=ft, device=dev)
+        lift = foot_lift_offsets(self.model, np.asarray(cfg.joint_default), cfg.foot_lift) if cfg.foot_lift else None
+        self._lift = None if lift is None else torch.as_tensor(lift, dtype=ft, device=dev)
+        self._gait_offsets = torch.as_tensor(C.GAIT_OFFSETS, dtype=ft, device=dev)
         self._reset_dz = pose_height_shift(self.model, np.asarray(cfg.joint_default)) if cfg.default_pose else 0.0
         self._noise_dims = {t.name: t.dim for t in OBS_LAYOUT}
         n, nl = num_envs, dr.latency_steps[1] + 1
@@ -140,7 +144,7 @@ class Go2VecEnv(JoystickTaskStep):
         self.action_hist[:, 0] = a
         applied = self.action_hist[self._all, self.dr.latency]
         self._push()
-        torque_sq = self._physics(self._default_pos + self.cfg.action_scale * applied)
+        torque_sq = self._physics(self._default_pos + self.cfg.action_scale * applied + self._lift_targets())
         self.ep_len += 1
 
         sim = self.sim
@@ -195,6 +199,16 @@ class Go2VecEnv(JoystickTaskStep):
     # -- internals --------------------------------------------------------------------------
     def _noise(self) -> dict[str, torch.Tensor]:
         return R.sample_obs_noise(self.rng, self.cfg.domain_rand, self.num_envs, self._noise_dims)  # type: ignore[arg-type]
+
+    def _lift_targets(self) -> torch.Tensor | float:
+        """The foot-lift trajectory generator's joint offsets for this step (0 when `foot_lift` is off): each
+        swing leg's full-lift offsets times swing_lift on the clock, under a moving command only."""
+        if self._lift is None:
+            return 0.0
+        share = swing_lift(self._phase(), self._gait_offsets, C.GAIT_DUTY)  # (N, 4)
+        thr, cmd = self.cfg.reward.moving_threshold, self.commands
+        moving = (torch.linalg.norm(cmd[:, :2], dim=1) > thr) | (cmd[:, 2].abs() > thr)
+        return share.repeat_interleave(C.NUM_JOINTS // 4, dim=1) * self._lift * moving[:, None]
 
     def _physics(self, target: torch.Tensor) -> torch.Tensor:
         """DECIMATION physics steps of the PD law in one sim call (the actuators are the PD, per-env gains set at

@@ -115,3 +115,39 @@ def pose_height_shift(m: mujoco.MjModel, pose: np.ndarray) -> float:
         return min(float(d.geom(g).xpos[2] - m.geom(g).size[0]) for g in C.FOOT_GEOMS)
 
     return lowest_foot(np.asarray(C.DEFAULT_JOINT_POS, np.float64)) - lowest_foot(np.asarray(pose, np.float64))
+
+
+def foot_lift_offsets(m: mujoco.MjModel, pose: np.ndarray, lift: float, iters: int = 20) -> np.ndarray:
+    """(12,) thigh/calf offsets (rad, policy joint order; hips 0) that raise each foot `lift` m straight up
+    from where `pose` puts it (base level, at rest): the full lift of the foot-lift trajectory generator
+    (Lee et al. 2020's periodic foot trajectories, vertical only). Newton on MuJoCo's own kinematics; rounded
+    to 1e-6 rad, so the robot config can carry exactly the numbers the env trained with."""
+    d = mujoco.MjData(m)
+    pose = np.asarray(pose, np.float64)
+    out = np.zeros(C.NUM_JOINTS)
+    if lift == 0.0:
+        return out
+
+    def foot_xz(joints: np.ndarray, geom: str) -> np.ndarray:
+        d.qpos[:] = 0.0
+        d.qpos[3] = 1.0  # base at the origin, level: world frame = base frame
+        d.qpos[7:] = joints
+        mujoco.mj_kinematics(m, d)
+        return d.geom(geom).xpos[[0, 2]].copy()
+
+    for leg, geom in enumerate(C.FOOT_GEOMS):
+        ix = [3 * leg + 1, 3 * leg + 2]  # thigh, calf
+        goal = foot_xz(pose, geom) + np.array([0.0, lift])
+        q = pose.copy()
+        for _ in range(iters):
+            err = goal - foot_xz(q, geom)
+            if np.abs(err).max() < 1e-7:
+                break
+            jac = np.empty((2, 2))
+            for k, j in enumerate(ix):
+                dq = q.copy()
+                dq[j] += 1e-6
+                jac[:, k] = (foot_xz(dq, geom) - foot_xz(q, geom)) / 1e-6
+            q[ix] += np.linalg.solve(jac, err)
+        out[ix] = q[ix] - pose[ix]
+    return np.round(out, 6)

@@ -53,3 +53,35 @@ def test_daemon_observation_equals_the_training_observation() -> None:
     env.close()
     assert checked == 12
     assert contract.gait_freq > 0 and max(phases) > 0.1  # the clock term was exercised away from phase 0
+
+
+def test_daemon_joint_targets_equal_the_training_targets_with_the_foot_lift_generator() -> None:
+    """The daemon's action → q_des map (CommandShaper) adds the same trajectory generator as the env, from its
+    own clock count: same action, clock and command, same PD targets (moving and standing commands)."""
+    from controllers.command import CommandShaper
+    from sim.go2.contract import go2_contract
+
+    cfg = load_go2_config(overrides=["foot_lift=0.1", "domain_rand.enabled=false", "command.curriculum=false",
+                                     "command.resample_interval_s=1000"])
+    env = Go2VecEnv(cfg, num_envs=3, seed=5, nthread=1)
+    env.reset(seed=5)
+    env.commands[:] = torch.tensor([[0.6, 0.1, 0.0], [0.0, 0.0, -0.7], [0.0, 0.0, 0.0]], dtype=env.dtype)
+    robot = dataclasses.replace(load_robot_config(), contract=go2_contract(cfg))
+    shaper = CommandShaper(robot)
+    targets: list[np.ndarray] = []
+    physics = env._physics
+    env._physics = lambda target: (targets.append(target.double().numpy().copy()), physics(target))[1]  # type: ignore[method-assign]
+    rng = np.random.default_rng(1)
+    lifted = 0.0
+    for k in range(30):
+        action = rng.uniform(-1.2, 1.2, size=(3, 12))  # beyond the box: both sides clip
+        cmds = env.commands.double().numpy().copy()
+        env.step(torch.from_numpy(action).float())
+        for i in range(3):
+            q = shaper.action_to_q(action[i].astype(np.float32).astype(np.float64),
+                                   clock_phase(k, robot.contract), cmds[i])
+            np.testing.assert_allclose(q, targets[-1][i], rtol=0, atol=1e-6)
+        plain = shaper.action_to_q(np.clip(action[0], -1, 1))
+        lifted = max(lifted, float(np.abs(targets[-1][0] - plain).max()))
+    env.close()
+    assert lifted > 0.2  # the generator was exercised, not just the box
