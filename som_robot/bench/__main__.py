@@ -116,16 +116,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.suite == "walk":
         from sim.go2.config import load_go2_config
-        from som_robot.bench.walk import table_markdown, walk_table, walk_test
+        from som_robot.bench.walk import as_batch_policy, table_markdown, walk_table, walk_test
+        from som_robot.contract import ContractError
 
         env_cfg = load_go2_config(overrides=[o.removeprefix("env.") for o in args.overrides])
+        try:  # loads the policy and checks its contract against the env's
+            policy = as_batch_policy(args.policy, env_cfg, args.noise_std)
+        except ContractError as e:
+            raise SystemExit(f"bench walk: {e} (a run's env.* settings go on the command line, e.g. "
+                             "env.action_scale=0.5)") from None
         if args.table:
-            table = walk_table(args.policy, env_cfg, args.envs, args.seconds, args.seed, args.noise_std)
+            table = {**walk_table(policy, env_cfg, args.envs, args.seconds, args.seed), "noise_std": args.noise_std}
             print(table_markdown(table))
             print(json.dumps(table, indent=2))
         else:
-            print(json.dumps(walk_test(args.policy, env_cfg, (args.vx, args.vy, args.yaw), args.envs, args.seconds,
-                                       args.pushes, args.seed, video=args.video, noise_std=args.noise_std),
+            print(json.dumps(walk_test(policy, env_cfg, (args.vx, args.vy, args.yaw), args.envs, args.seconds,
+                                       args.pushes, args.seed, video=args.video),
                              indent=2))
         return
     if args.suite == "onnx":

@@ -69,12 +69,19 @@ def onnx_batch_policy(path: Path, env_cfg: Any = None, noise_std: float = 0.0, s
     return lambda obs: np.stack([policy(o, noise()) for o in obs])
 
 
-def checkpoint_batch_policy(path: Path) -> BatchPolicy:
+def checkpoint_batch_policy(path: Path, env_cfg: Any = None) -> BatchPolicy:
     """Any algorithm's training checkpoint (SAC, NC-LQL, SOM) acting deterministically in torch: NC-LQL has
-    no ONNX export, and a mid-run checkpoint has none yet."""
+    no ONNX export, and a mid-run checkpoint has none yet. Its run's contract is checked against `env_cfg`'s
+    as an exported file's is (a run with another box, clock or foot lift would otherwise walk silently wrong)."""
+    from sim.go2.contract import go2_contract
+    from sim.tasks import ROBOT_TASKS
+    from som_robot.envs.factory import env_contract
     from som_robot.experiment import load_checkpoint
 
-    _, algo, _ = load_checkpoint(path)
+    exp, algo, _ = load_checkpoint(path)
+    trained = env_contract(exp.runner.env, ROBOT_TASKS, exp.env)
+    assert trained is not None  # load_checkpoint refuses a run without a contract
+    trained.check_matches(go2_contract(env_cfg))
     return lambda obs: algo.act(torch.as_tensor(obs), deterministic=True).numpy()
 
 
@@ -84,7 +91,7 @@ def as_batch_policy(policy: Path | BatchPolicy, env_cfg: Any = None, noise_std: 
     if Path(policy).suffix == ".pt":
         if noise_std > 0.0:
             raise ValueError("noise_std needs an exported .onnx policy (its noise is an input)")
-        return checkpoint_batch_policy(policy)
+        return checkpoint_batch_policy(policy, env_cfg)
     return onnx_batch_policy(Path(policy), env_cfg, noise_std)
 
 

@@ -49,6 +49,18 @@ def test_quadruped_bench_writes_walk_figures_curves_a_strip_and_a_video(tmp_path
     for obs in np.random.default_rng(0).standard_normal((5, go2_contract().obs_dim)).astype(np.float32):
         assert np.array_equal(shipped(obs), exported(obs))
 
+    # a checkpoint walks only on the task it was trained for: its run's contract is checked like a file's
+    import pytest
+
+    from sim.go2.config import load_go2_config
+    from som_robot.bench.walk import walk_test
+    from som_robot.contract import ContractError
+
+    ckpt = out / "train" / "checkpoints" / "last.pt"
+    assert walk_test(ckpt, load_go2_config(), num_envs=1, seconds=0.1)["env_minutes"] > 0
+    with pytest.raises(ContractError, match="'foot_lift'"):
+        walk_test(ckpt, load_go2_config(overrides=["foot_lift=0.1"]), num_envs=1, seconds=0.1)
+
 
 def test_quadruped_bench_runs_sac_through_the_same_bar_and_export(tmp_path: Path) -> None:
     """`--config quadruped/sac.yaml`: the side-by-side baseline is exported to the same ONNX graph inputs and
