@@ -10,7 +10,7 @@ import numpy as np
 
 from controllers.robot_config import RobotConfig
 from hardware.channels import Mode
-from som_robot.contract import swing_lift
+from som_robot.contract import lift_offsets
 
 __all__ = ["JointTarget", "CommandShaper", "PolicyTargets"]
 
@@ -104,11 +104,8 @@ class CommandShaper:
         q = self.default + self.action_scale * np.clip(action, -self.action_clip, self.action_clip)
         if self.foot_lift is None or command is None:
             return q
-        thr = self.lift_threshold
-        if not (np.hypot(command[0], command[1]) > thr or abs(command[2]) > thr):
-            return q
-        share = swing_lift(np.asarray(phase, np.float64), self.gait_offsets, self.gait_duty)  # (legs,)
-        return q + np.repeat(share, len(q) // len(share)) * self.foot_lift
+        return q + lift_offsets(np.asarray(phase, np.float64), np.asarray(command, np.float64), self.foot_lift,
+                                self.gait_offsets, self.gait_duty, self.lift_threshold)
 
     def policy(self, q_des: np.ndarray) -> JointTarget:
         return JointTarget(Mode.POLICY, self.clamp(q_des), self.kp, self.kd)

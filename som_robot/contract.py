@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ContractError", "ObsTerm", "PolicyContract", "term_slices", "swing_lift", "METADATA_KEY",
-           "CONTRACT_VERSION"]
+__all__ = ["ContractError", "ObsTerm", "PolicyContract", "term_slices", "swing_lift", "command_moving",
+           "lift_offsets", "METADATA_KEY", "CONTRACT_VERSION"]
 
 METADATA_KEY = "som_robot.contract"
 CONTRACT_VERSION = 1
@@ -51,6 +51,22 @@ def swing_lift(phase: Any, leg_offsets: Any, duty: float) -> Any:
     p = (phase[..., None] + leg_offsets) % 1.0
     s = ((p - duty) / (1.0 - duty)).clip(0.0, 1.0)
     return 4.0 * s * (1.0 - s)
+
+
+def command_moving(command: Any, threshold: float) -> Any:
+    """(...,) bool: a (..., 3) (vx, vy, yaw rate) command asks for motion (|v_xy| or |yaw rate| above
+    `threshold`): the gait rewards follow the clock and the foot-lift generator runs only then."""
+    v_xy = (command[..., 0] ** 2 + command[..., 1] ** 2) ** 0.5
+    return (v_xy > threshold) | (abs(command[..., 2]) > threshold)
+
+
+def lift_offsets(phase: Any, command: Any, foot_lift: Any, leg_offsets: Any, duty: float, threshold: float) -> Any:
+    """(..., joints) joint-target offsets of the foot-lift generator: each leg's full-lift offsets (`foot_lift`,
+    joint order, legs in `leg_offsets` order) times its `swing_lift` share, under a moving command only. The one
+    definition the env (torch) and the daemon (numpy) both run."""
+    share = swing_lift(phase, leg_offsets, duty)  # (..., legs)
+    per_leg = share[..., None] * foot_lift.reshape(share.shape[-1], -1)  # (..., legs, joints per leg)
+    return per_leg.reshape(*share.shape[:-1], -1) * command_moving(command, threshold)[..., None]
 
 
 @dataclass(frozen=True)

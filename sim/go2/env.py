@@ -37,7 +37,7 @@ from sim.go2.randomize import TorchRng
 from sim.go2.rewards import REWARD_TERMS, check_reward_keys
 from sim.go2.symmetry import GO2_MIRROR
 from sim.go2.task import JoystickTaskStep, sample_commands
-from som_robot.contract import swing_lift
+from som_robot.contract import lift_offsets
 from som_robot.envs.registry import resolve_backend
 from som_robot.envs.vec_env import StepResult
 
@@ -205,10 +205,8 @@ class Go2VecEnv(JoystickTaskStep):
         swing leg's full-lift offsets times swing_lift on the clock, under a moving command only."""
         if self._lift is None:
             return 0.0
-        share = swing_lift(self._phase(), self._gait_offsets, C.GAIT_DUTY)  # (N, 4)
-        thr, cmd = self.cfg.reward.moving_threshold, self.commands
-        moving = (torch.linalg.norm(cmd[:, :2], dim=1) > thr) | (cmd[:, 2].abs() > thr)
-        return share.repeat_interleave(C.NUM_JOINTS // 4, dim=1) * self._lift * moving[:, None]
+        return lift_offsets(self._phase(), self.commands, self._lift, self._gait_offsets, C.GAIT_DUTY,
+                            self.cfg.reward.moving_threshold)
 
     def _physics(self, target: torch.Tensor) -> torch.Tensor:
         """DECIMATION physics steps of the PD law in one sim call (the actuators are the PD, per-env gains set at

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sim.go2.config import DEFAULT_REWARD_SCALES, RewardConfig
 from sim.go2.obs import Array, array_namespace, row_norm
+from som_robot.contract import command_moving
 
 __all__ = ["RewardState", "REWARD_TERMS", "check_reward_keys", "reward_terms", "compute_rewards", "compose_rewards",
            "moving", "tracking"]
@@ -45,7 +46,7 @@ Term = Callable[[RewardState, RewardConfig], Array]
 
 def moving(s: RewardState, c: RewardConfig) -> Array:
     """(N,) bool: the command asks for motion (gait terms follow the clock; else standing is rewarded)."""
-    return (row_norm(s.command[:, :2]) > c.moving_threshold) | (abs(s.command[:, 2]) > c.moving_threshold)
+    return command_moving(s.command, c.moving_threshold)  # one test with the foot-lift generator's gate
 
 
 def _kernel(err: Array, cmd_mag: Array, floor: float, c: RewardConfig) -> Array:
