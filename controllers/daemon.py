@@ -132,7 +132,7 @@ class ControllerDaemon:
         if auto:
             self.machine.request(Mode.POLICY)
         for name in self.monitors:
-            lc.subscribe(name, self._on_message)
+            ch.subscribe(lc, name, self._on_message)
 
     # ---- inputs -----------------------------------------------------------------------------------------
     def _note(self, reason: str) -> None:
@@ -426,7 +426,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rt:
         for line in apply_realtime(cfg.rt.priority, cfg.rt.cpus):
             _log(f"rt: {line}")
-    daemon = ControllerDaemon(cfg, policy, lc, auto=args.auto, cmd=args.cmd)
+    try:
+        daemon = ControllerDaemon(cfg, policy, lc, auto=args.auto, cmd=args.cmd)
+    except ch.LcmUnavailableError as e:  # nothing was commanded yet: the robot's watchdog keeps it damped
+        print(f"controllers.daemon: {e}", file=sys.stderr, flush=True)
+        return 1
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda s, _f: daemon.request_stop(signal.Signals(s).name))
     _log(f"policy {args.policy} ({cfg.contract.robot}, obs {cfg.contract.obs_dim}, act {cfg.contract.act_dim}), "

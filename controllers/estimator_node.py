@@ -276,9 +276,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     node = EstimatorNode(cfg, lc.publish, imu_max_age_us=int(args.imu_max_age_ms * 1e3),
                          bounds=load_robot_config().input_bounds())
-    lc.subscribe(ch.JOINT_STATE, lambda _c, data: node.on_joint_state(data))
-    lc.subscribe(ch.IMU, lambda _c, data: node.on_imu(data))
-    lc.subscribe(ch.FOOT_CONTACT, lambda _c, data: node.on_foot_contact(data))
+    try:
+        ch.subscribe(lc, ch.JOINT_STATE, lambda _c, data: node.on_joint_state(data))
+        ch.subscribe(lc, ch.IMU, lambda _c, data: node.on_imu(data))
+        ch.subscribe(lc, ch.FOOT_CONTACT, lambda _c, data: node.on_foot_contact(data))
+    except ch.LcmUnavailableError as e:
+        print(f"estimator_node: {e}", file=sys.stderr, flush=True)
+        return 2
 
     stop = False
 

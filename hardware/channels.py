@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import enum
 import os
+import random
+import socket
 import subprocess
 
 __all__ = [
     "JOINT_STATE", "IMU", "FOOT_CONTACT", "STATE_ESTIMATE", "JOINT_COMMAND", "JOYSTICK", "DAEMON_STATUS",
     "SIM_TRUTH", "ALL_CHANNELS", "SIM_HZ", "SENSOR_HZ", "COMMAND_HZ", "POLICY_HZ", "STATUS_HZ",
-    "DEFAULT_URL", "Mode", "LcmUnavailableError", "open_lcm", "ensure_multicast_route",
+    "DEFAULT_URL", "Mode", "LcmUnavailableError", "open_lcm", "subscribe", "private_udpm_url",
+    "ensure_multicast_route",
 ]
 
 # --- channels (message type in hardware.msgs) -------------------------------------------------
@@ -76,3 +79,44 @@ def open_lcm(url: str | None = None):  # -> lcm.LCM (lcm is imported lazily so t
     except RuntimeError as e:
         raise LcmUnavailableError(f"cannot open LCM provider {url!r}: {e}. On a loopback-only host run "
                              "`ip route add 239.0.0.0/8 dev lo` (som_robot.deploy --sim does this when root)") from e
+
+
+def subscribe(lc, channel: str, handler):  # -> lcm.LCMSubscription
+    """Subscribe `handler` to `channel`, or raise LcmUnavailableError.
+
+    Why: lcm opens a udpm provider's receive socket at the first subscription and, when it cannot bind
+    it (the port is held by a socket without SO_REUSEADDR, e.g. another process's ephemeral UDP socket),
+    prints "bind: Address already in use" and returns None; the node would then run deaf.
+    """
+    sub = lc.subscribe(channel, handler)
+    if sub is None:
+        raise LcmUnavailableError(f"cannot subscribe to {channel}: LCM could not bind its receive socket "
+                                  "(the URL's port is held by another socket); choose another port with --url")
+    return sub
+
+
+def _ephemeral_low(default: int = 32768) -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+def private_udpm_url(group: str = "239.255.76.67", low: int = 20000) -> str:
+    """A udpm URL on a port that no socket on this host holds, below the kernel's ephemeral range.
+
+    Why: chains started side by side (tests, several sims on one host) need their own port; a random
+    port inside the ephemeral range now and then meets some process's UDP socket and LCM cannot bind.
+    The probe binds without SO_REUSEADDR, so a port another LCM node already listens on is skipped too.
+    """
+    high = _ephemeral_low() - 1
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+        return f"udpm://{group}:{port}?ttl=0"
+    raise LcmUnavailableError(f"no free UDP port in {low}..{high}")

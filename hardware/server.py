@@ -423,13 +423,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in apply_realtime(args.rt_priority, args.rt_cpus):
             log.info("rt: %s", line)
 
-    try:
-        robot = build_robot(args)
-        robot.start()  # damped until the first valid command
-        lc = ch.open_lcm(args.url)
-    except (ch.LcmUnavailableError, RuntimeError) as e:  # missing SDK, no robot, no multicast route
-        log.error("cannot start: %s", e)
-        return 2
     inbox: collections.deque[bytes] = collections.deque()
     clock = CommandClock()
 
@@ -437,7 +430,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         clock.on_arrival(data)
         inbox.append(data)
 
-    sub = lc.subscribe(ch.JOINT_COMMAND, on_command)
+    try:  # LCM first: a port it cannot bind ends here, before the robot is started
+        lc = ch.open_lcm(args.url)
+        sub = ch.subscribe(lc, ch.JOINT_COMMAND, on_command)
+        robot = build_robot(args)
+        robot.start()  # damped until the first valid command
+    except (ch.LcmUnavailableError, RuntimeError) as e:  # missing SDK, no robot, no multicast route, port taken
+        log.error("cannot start: %s", e)
+        return 2
     pub = SensorPublisher(lc, truth=args.log_truth)
     gate = CommandGate(robot, args.cmd_timeout, args.damping_kd, CommandLimits.go2())
     pub.publish(robot.read())  # the first sample: starts a lockstep chain, and proves publishing works

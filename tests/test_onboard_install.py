@@ -8,6 +8,7 @@ import subprocess
 import venv
 from pathlib import Path
 
+from hardware import channels as ch
 from sim.go2.contract import go2_contract
 from som_robot.algos import SOM, SOMConfig
 from som_robot.export import export_onnx
@@ -37,7 +38,7 @@ def test_pip_install_without_extras_runs_the_daemon(tmp_path: Path) -> None:
                          tmp_path / "policy.onnx")
     # cwd outside the checkout: the daemon must find its robot config inside the installed package
     res = subprocess.run([str(py), "-m", "controllers.daemon", "--policy", str(policy), "--duration", "0.5",
-                          "--url", "udpm://239.255.76.67:7796?ttl=0"], capture_output=True, text=True,
+                          "--url", ch.private_udpm_url()], capture_output=True, text=True,
                          cwd=tmp_path, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "READY controllers.daemon" in res.stdout

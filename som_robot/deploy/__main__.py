@@ -93,7 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = ChainSpec(policy=args.policy.resolve(), out=out, url=url, hardware="sim" if args.sim else args.hardware,
                      cmd=args.cmd, lockstep=args.lockstep, seed=args.seed, rt=args.rt,
                      robot_config=args.robot_config.resolve() if args.robot_config else None)
-    mon = ChainMonitor(url).start()
+    try:
+        mon = ChainMonitor(url).start()
+    except ch.LcmUnavailableError as e:  # nothing started yet
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     chain = DeployChain(spec)
     code = 0
     viewer = None

@@ -44,10 +44,10 @@ class ChainMonitor:
         self.series = Series()
         self.lock = threading.Lock()
         self._stop = threading.Event()
-        self.lc.subscribe(ch.JOINT_COMMAND, self._on_cmd)
-        self.lc.subscribe(ch.DAEMON_STATUS, self._on_status)
-        self.lc.subscribe(ch.STATE_ESTIMATE, self._on_estimate)
-        self.lc.subscribe(ch.SIM_TRUTH, self._on_truth)
+        ch.subscribe(self.lc, ch.JOINT_COMMAND, self._on_cmd)
+        ch.subscribe(self.lc, ch.DAEMON_STATUS, self._on_status)
+        ch.subscribe(self.lc, ch.STATE_ESTIMATE, self._on_estimate)
+        ch.subscribe(self.lc, ch.SIM_TRUTH, self._on_truth)
         self._thread = threading.Thread(target=self._run, daemon=True, name="chain-monitor")
 
     def start(self) -> ChainMonitor:

@@ -58,9 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = mujoco.MjData(model)
     mujoco.mj_forward(model, data)
     tracker = FrameTracker(args.cmd)
-    lc = ch.open_lcm(args.url)
-    for c in (ch.SIM_TRUTH, ch.JOINT_STATE, ch.DAEMON_STATUS, ch.JOYSTICK):
-        lc.subscribe(c, tracker.on_message)
+    try:
+        lc = ch.open_lcm(args.url)
+        for c in (ch.SIM_TRUTH, ch.JOINT_STATE, ch.DAEMON_STATUS, ch.JOYSTICK):
+            ch.subscribe(lc, c, tracker.on_message)
+    except ch.LcmUnavailableError as e:  # a watcher only: say so, the chain goes on without it
+        print(f"viewer: {e}", flush=True)
+        return 2
     try:
         viewer = mujoco.viewer.launch_passive(model, data, show_left_ui=False, show_right_ui=False)
     except Exception as e:  # noqa: BLE001  (no GLFW, no GL on this display: say so, stay out of the way)

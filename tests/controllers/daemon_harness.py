@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -36,8 +35,8 @@ SAFETY_BOUND_S = 0.050  # the issue's bound: damping within 50 ms of any fault
 
 
 def lcm_url() -> str:
-    """A private multicast port for one daemon + its fake robot."""
-    return f"udpm://239.255.76.67:{random.randint(20000, 60000)}?ttl=0"
+    """A private multicast port for one daemon + its fake robot (free now, below the ephemeral range)."""
+    return ch.private_udpm_url()
 
 
 def now_us() -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -74,6 +75,21 @@ def test_refuses_a_policy_with_another_contract(tmp_path_factory: pytest.TempPat
     err = d.stderr()
     assert rc == 2, err
     assert "refusing to start" in err and f"'{field}'" in err, err
+    assert not d.ready.is_set()
+
+
+def test_a_held_port_stops_the_daemon_with_a_message(policy: Path, tmp_path: Path) -> None:
+    """lcm returns no subscription when its receive port is held by a socket without SO_REUSEADDR; the daemon
+    must say so and exit before READY (it has commanded nothing, so the robot's watchdog keeps damping)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind(("", 0))
+        d = DaemonProc(policy, f"udpm://239.255.76.67:{held.getsockname()[1]}?ttl=0", "--auto",
+                       log=tmp_path / "daemon.log")
+        rc = d.proc.wait(60)
+        d.stop()
+    err = d.stderr()
+    assert rc == 1, err
+    assert "cannot subscribe" in err and "Traceback" not in err, err
     assert not d.ready.is_set()
 
 

@@ -3,7 +3,6 @@ config loading, and the estimator node (in-process handlers and a real LCM round
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -350,7 +349,7 @@ def test_node_adopts_restarted_stream() -> None:
 def test_node_over_lcm_across_processes() -> None:
     import lcm
 
-    url = f"udpm://239.255.76.67:{17000 + os.getpid() % 20000}?ttl=0"  # private port: parallel test runs
+    url = ch.private_udpm_url()  # private port: parallel test runs
     proc = subprocess.Popen([sys.executable, "-m", "controllers.estimator_node", "--url", url, "--duration", "30"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,7 +33,7 @@ DECODE = {ch.JOINT_STATE: joint_state_t, ch.IMU: imu_t, ch.FOOT_CONTACT: foot_co
 
 
 def _url() -> str:
-    return f"udpm://239.255.76.67:{random.randint(20000, 60000)}?ttl=0"
+    return ch.private_udpm_url()
 
 
 @dataclass
@@ -373,3 +373,34 @@ def test_targets_outside_the_joint_range_and_excess_feedforward_are_rejected(bus
     stats, err = server.stop()
     assert stats["rejected"] > 50 and stats["foreign"] == 0
     assert "q_des[2] = 0.500 rad outside the joint range" in err and "tau_ff[11] = 80.000 N m beyond" in err
+
+
+# --- a port LCM cannot bind -----------------------------------------------------------------------------
+def test_a_held_port_stops_each_node_with_a_message_before_the_robot_starts() -> None:
+    """A socket bound without SO_REUSEADDR (any process's ephemeral UDP socket) makes lcm's subscribe return
+    None; each node must say so and exit, not run deaf or crash at shutdown (CI once met this)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind(("", 0))
+        url = f"udpm://239.255.76.67:{held.getsockname()[1]}?ttl=0"
+        nodes = {"hardware.server": (2, "cannot start"), "controllers.estimator_node": (2, "estimator_node:")}
+        for module, (code, prefix) in nodes.items():
+            res = subprocess.run([sys.executable, "-m", module, "--url", url, "--duration", "5"], cwd=REPO,
+                                 capture_output=True, text=True, timeout=60)
+            assert res.returncode == code, (module, res.stderr)
+            assert prefix in res.stderr and "cannot subscribe" in res.stderr, (module, res.stderr)
+            assert "Traceback" not in res.stderr and "READY" not in res.stdout, (module, res.stderr)
+
+
+def test_private_url_skips_ports_in_use_and_stays_below_the_ephemeral_range(monkeypatch) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind(("", 0))
+        taken = held.getsockname()[1]
+        picks = iter([taken, taken, 21001])
+        monkeypatch.setattr(ch.random, "randint", lambda lo, hi: next(picks))
+        assert ch.private_udpm_url() == "udpm://239.255.76.67:21001?ttl=0"
+    monkeypatch.undo()
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+    for _ in range(20):
+        port = int(ch.private_udpm_url().split(":")[2].split("?")[0])
+        assert 20000 <= port < ephemeral_low
