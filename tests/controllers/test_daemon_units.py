@@ -196,8 +196,8 @@ class _FakeLcm:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes]] = []
 
-    def subscribe(self, channel: str, handler: object) -> None:
-        pass
+    def subscribe(self, channel: str, handler: object) -> tuple[str, object]:
+        return channel, handler  # lcm returns a subscription; None would mean it could not bind
 
     def publish(self, channel: str, data: bytes) -> None:
         self.sent.append((channel, data))
