@@ -418,19 +418,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"controllers.daemon: refusing to start: cannot load policy {args.policy}: {type(e).__name__}: {e}",
               file=sys.stderr, flush=True)
         return 2
-    try:
+    try:  # no provider, or a port it cannot bind (the subscriptions): nothing commanded, the robot stays damped
         lc = ch.open_lcm(args.url)
+        daemon = ControllerDaemon(cfg, policy, lc, auto=args.auto, cmd=args.cmd)
     except ch.LcmUnavailableError as e:
         print(f"controllers.daemon: {e}", file=sys.stderr, flush=True)
         return 1
     if args.rt:
         for line in apply_realtime(cfg.rt.priority, cfg.rt.cpus):
             _log(f"rt: {line}")
-    try:
-        daemon = ControllerDaemon(cfg, policy, lc, auto=args.auto, cmd=args.cmd)
-    except ch.LcmUnavailableError as e:  # nothing was commanded yet: the robot's watchdog keeps it damped
-        print(f"controllers.daemon: {e}", file=sys.stderr, flush=True)
-        return 1
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda s, _f: daemon.request_stop(signal.Signals(s).name))
     _log(f"policy {args.policy} ({cfg.contract.robot}, obs {cfg.contract.obs_dim}, act {cfg.contract.act_dim}), "

@@ -258,11 +258,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the node until SIGINT/SIGTERM or --duration; 0 on a clean stop."""
     args = _parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from controllers.robot_config import load_robot_config
     from som_robot.config import ConfigError, load_yaml
 
     try:
         cfg = load_estimator_config(load_yaml(args.config) if args.config else None)
         lc = ch.open_lcm(args.url)
+        node = EstimatorNode(cfg, lc.publish, imu_max_age_us=int(args.imu_max_age_ms * 1e3),
+                             bounds=load_robot_config().input_bounds())
+        ch.subscribe(lc, ch.JOINT_STATE, lambda _c, data: node.on_joint_state(data))
+        ch.subscribe(lc, ch.IMU, lambda _c, data: node.on_imu(data))
+        ch.subscribe(lc, ch.FOOT_CONTACT, lambda _c, data: node.on_foot_contact(data))
     except (ConfigError, OSError, ch.LcmUnavailableError) as e:
         print(f"estimator_node: {e}", file=sys.stderr, flush=True)
         return 2
@@ -272,17 +278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         for line in apply_realtime(args.rt_priority, ()):
             log.info("rt: %s", line)
-    from controllers.robot_config import load_robot_config
-
-    node = EstimatorNode(cfg, lc.publish, imu_max_age_us=int(args.imu_max_age_ms * 1e3),
-                         bounds=load_robot_config().input_bounds())
-    try:
-        ch.subscribe(lc, ch.JOINT_STATE, lambda _c, data: node.on_joint_state(data))
-        ch.subscribe(lc, ch.IMU, lambda _c, data: node.on_imu(data))
-        ch.subscribe(lc, ch.FOOT_CONTACT, lambda _c, data: node.on_foot_contact(data))
-    except ch.LcmUnavailableError as e:
-        print(f"estimator_node: {e}", file=sys.stderr, flush=True)
-        return 2
 
     stop = False
 
